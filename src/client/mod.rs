@@ -1,0 +1,733 @@
+//! A small blocking-style Rust client for moonrt, used by tests, examples and the load generator.
+//!
+//! ```no_run
+//! use moonrt::client::{Client, Connect, To};
+//! use moonrt::core::codec::Intent;
+//! use std::time::Duration;
+//!
+//! let mut alice = Client::connect("127.0.0.1:7777", Connect::join_or_create("lobby").name("alice"))?;
+//! alice.bind_udp()?;
+//! alice.send(To::AllOthers, 7, Intent::Unreliable, b"hello")?;
+//! while let Some(event) = alice.next_event(Duration::from_secs(1))? {
+//!     println!("{event:?}");
+//! }
+//! # Ok::<(), moonrt::client::ClientError>(())
+//! ```
+//!
+//! One connection is one `mio::Poll` over its TCP stream and UDP socket; [`Client::next_event`]
+//! waits on both. Unreliable sends go over UDP once [`Client::bind_udp`] succeeded, TCP before.
+//! Stale unreliable-sequenced deliveries are dropped here, as the protocol asks of clients.
+
+use crate::core::codec::{
+    self, ClientMsg, Data, Hello, Intent, JoinMode, PROTOCOL_VERSION, PeerList, ServerMsg, Target,
+};
+use mio::net::{TcpStream, UdpSocket};
+use mio::{Events, Interest, Poll, Token};
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const TCP: Token = Token(0);
+const UDP: Token = Token(1);
+/// How long `connect` waits for WELCOME, and `bind_udp` for UDP_BOUND, by default.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Which session to enter, and as whom.
+#[derive(Debug, Clone)]
+pub struct Connect {
+    mode: Mode,
+    token: String,
+    player_id: String,
+    name: String,
+    payload: Vec<u8>,
+    timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+enum Mode {
+    Create(String),
+    Join(u64),
+    JoinOrCreate(String),
+}
+
+impl Connect {
+    fn with(mode: Mode) -> Connect {
+        Connect {
+            mode,
+            token: String::new(),
+            player_id: String::new(),
+            name: String::new(),
+            payload: Vec::new(),
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+    /// Create a new unnamed session.
+    pub fn create() -> Connect {
+        Connect::with(Mode::Create(String::new()))
+    }
+    /// Create a new session with a unique name.
+    pub fn create_named(name: &str) -> Connect {
+        Connect::with(Mode::Create(name.to_owned()))
+    }
+    /// Join the session with this id.
+    pub fn join(session_id: u64) -> Connect {
+        Connect::with(Mode::Join(session_id))
+    }
+    /// Join the session with this name, creating it if needed.
+    pub fn join_or_create(name: &str) -> Connect {
+        Connect::with(Mode::JoinOrCreate(name.to_owned()))
+    }
+    /// Display name.
+    pub fn name(mut self, name: &str) -> Connect {
+        self.name = name.to_owned();
+        self
+    }
+    /// The game's id for the player.
+    pub fn player_id(mut self, id: &str) -> Connect {
+        self.player_id = id.to_owned();
+        self
+    }
+    /// Access token.
+    pub fn token(mut self, token: &str) -> Connect {
+        self.token = token.to_owned();
+        self
+    }
+    /// Opaque connect payload.
+    pub fn payload(mut self, payload: &[u8]) -> Connect {
+        self.payload = payload.to_owned();
+        self
+    }
+    /// How long to wait for WELCOME.
+    pub fn timeout(mut self, timeout: Duration) -> Connect {
+        self.timeout = timeout;
+        self
+    }
+}
+
+/// Receivers of a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum To {
+    /// Every other player.
+    AllOthers,
+    /// These peers (0 = the server).
+    Peers(Vec<u16>),
+    /// Every other member of a group.
+    Group(u16),
+    /// The server only.
+    Server,
+}
+
+/// A message delivered to this client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// Opcode.
+    pub opcode: u32,
+    /// Sender's peer id (0 = server).
+    pub sender: u16,
+    /// Sender's sequence number.
+    pub seq: u32,
+    /// Intent the sender used.
+    pub intent: Intent,
+    /// Payload.
+    pub payload: Vec<u8>,
+    /// Whether it arrived over UDP.
+    pub via_udp: bool,
+}
+
+/// Something the server told this client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A message.
+    Delivery(Delivery),
+    /// A player joined.
+    PlayerJoined {
+        /// Peer id.
+        peer: u16,
+        /// Game's player id.
+        player_id: String,
+        /// Display name.
+        name: String,
+    },
+    /// A player left, with a reason code.
+    PlayerLeft {
+        /// Peer id.
+        peer: u16,
+        /// A [`crate::core::Code`] value.
+        reason: u16,
+    },
+    /// A group's members.
+    GroupMembers {
+        /// Group id.
+        group: u16,
+        /// Peer ids.
+        members: Vec<u16>,
+    },
+    /// Answer to [`Client::ping`].
+    Pong {
+        /// Round-trip time.
+        rtt: Duration,
+        /// Server clock minus this machine's clock, estimated at the round trip's midpoint.
+        offset_us: i64,
+    },
+    /// A non-fatal error about something this client sent.
+    Error {
+        /// A [`crate::core::Code`] value.
+        code: u16,
+        /// Detail.
+        message: String,
+    },
+    /// The server closed the connection (or it was lost: code 26).
+    Closed {
+        /// A [`crate::core::Code`] value.
+        code: u16,
+        /// Detail.
+        message: String,
+    },
+}
+
+/// A peer listed in WELCOME.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// Peer id.
+    pub peer: u16,
+    /// Game's player id.
+    pub player_id: String,
+    /// Display name.
+    pub name: String,
+}
+
+/// Why a client call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// A socket error.
+    #[error("io: {0}")]
+    Io(#[from] io::Error),
+    /// The server refused the HELLO.
+    #[error("rejected with code {code}: {message}")]
+    Rejected {
+        /// A [`crate::core::Code`] value.
+        code: u16,
+        /// Detail.
+        message: String,
+    },
+    /// Waited too long.
+    #[error("timed out waiting for {0}")]
+    Timeout(&'static str),
+    /// The server sent something this client cannot decode.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// The connection is closed.
+    #[error("connection closed")]
+    Closed,
+}
+
+/// A connected player.
+pub struct Client {
+    poll: Poll,
+    events: Events,
+    tcp: TcpStream,
+    udp: Option<UdpSocket>,
+    server: SocketAddr,
+    rx: Vec<u8>,
+    tx: Vec<u8>,
+    queue: VecDeque<Event>,
+    peer: u16,
+    session_id: u64,
+    session_name: String,
+    peers: Vec<Peer>,
+    udp_conn_id: u32,
+    udp_secret: u64,
+    udp_port: u16,
+    udp_bound: bool,
+    idle_timeout: Duration,
+    epoch: Instant,
+    last_tx: Instant,
+    keepalive: bool,
+    last_sequenced: HashMap<u16, u32>,
+    stale_dropped: u64,
+    closed: bool,
+}
+
+impl Client {
+    /// Connects, sends HELLO and waits for WELCOME (or fails with the REJECT's code).
+    pub fn connect(addr: impl ToSocketAddrs, opts: Connect) -> Result<Client, ClientError> {
+        let server = addr
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address"))?;
+        let std_stream = std::net::TcpStream::connect_timeout(&server, opts.timeout)?;
+        std_stream.set_nodelay(true)?;
+        std_stream.set_nonblocking(true)?;
+        let mut tcp = TcpStream::from_std(std_stream);
+        let poll = Poll::new()?;
+        poll.registry()
+            .register(&mut tcp, TCP, Interest::READABLE | Interest::WRITABLE)?;
+        let now = Instant::now();
+        let mut client = Client {
+            poll,
+            events: Events::with_capacity(64),
+            tcp,
+            udp: None,
+            server,
+            rx: Vec::new(),
+            tx: Vec::new(),
+            queue: VecDeque::new(),
+            peer: 0,
+            session_id: 0,
+            session_name: String::new(),
+            peers: Vec::new(),
+            udp_conn_id: 0,
+            udp_secret: 0,
+            udp_port: 0,
+            udp_bound: false,
+            idle_timeout: Duration::from_secs(30),
+            epoch: now,
+            last_tx: now,
+            keepalive: true,
+            last_sequenced: HashMap::new(),
+            stale_dropped: 0,
+            closed: false,
+        };
+        let mode = match &opts.mode {
+            Mode::Create(name) => JoinMode::Create(name),
+            Mode::Join(id) => JoinMode::JoinId(*id),
+            Mode::JoinOrCreate(name) => JoinMode::JoinOrCreate(name),
+        };
+        let mut frame = Vec::new();
+        ClientMsg::Hello(Hello {
+            version: PROTOCOL_VERSION,
+            mode,
+            token: &opts.token,
+            player_id: &opts.player_id,
+            player_name: &opts.name,
+            payload: &opts.payload,
+        })
+        .encode(&mut frame);
+        client.write_tcp(&frame)?;
+        let deadline = Instant::now() + opts.timeout;
+        loop {
+            if client.read_welcome()? {
+                return Ok(client);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ClientError::Timeout("WELCOME"));
+            }
+            client.wait(left)?;
+        }
+    }
+
+    /// Parses WELCOME or REJECT from the receive buffer; true once welcomed.
+    fn read_welcome(&mut self) -> Result<bool, ClientError> {
+        self.read_tcp()?;
+        let Some((body, used)) = codec::split_frame(&self.rx, usize::MAX)
+            .map_err(|e| ClientError::Protocol(e.to_string()))?
+        else {
+            if self.closed {
+                return Err(ClientError::Closed);
+            }
+            return Ok(false);
+        };
+        match ServerMsg::decode(body).map_err(|e| ClientError::Protocol(e.to_string()))? {
+            ServerMsg::Welcome(w) => {
+                self.peer = w.peer;
+                self.session_id = w.session_id;
+                self.session_name = w.session_name.to_owned();
+                self.peers = w
+                    .peers
+                    .iter()
+                    .map(|p| Peer {
+                        peer: p.peer,
+                        player_id: p.player_id.to_owned(),
+                        name: p.name.to_owned(),
+                    })
+                    .collect();
+                self.udp_conn_id = w.udp_conn_id;
+                self.udp_secret = w.udp_secret;
+                self.udp_port = w.udp_port;
+                self.idle_timeout = Duration::from_millis(w.idle_timeout_ms.into());
+            }
+            ServerMsg::Reject { code, message } => {
+                return Err(ClientError::Rejected {
+                    code,
+                    message: message.to_owned(),
+                });
+            }
+            other => {
+                return Err(ClientError::Protocol(format!(
+                    "expected WELCOME, got {other:?}"
+                )));
+            }
+        }
+        self.rx.drain(..used);
+        Ok(true)
+    }
+
+    /// This client's peer id.
+    pub fn peer_id(&self) -> u16 {
+        self.peer
+    }
+    /// The session's id.
+    pub fn session_id(&self) -> u64 {
+        self.session_id
+    }
+    /// The session's name.
+    pub fn session_name(&self) -> &str {
+        &self.session_name
+    }
+    /// Players that were in the session when this client joined.
+    pub fn peers(&self) -> &[Peer] {
+        &self.peers
+    }
+    /// Whether UDP is bound.
+    pub fn udp_bound(&self) -> bool {
+        self.udp_bound
+    }
+    /// Unreliable-sequenced deliveries dropped as stale.
+    pub fn stale_dropped(&self) -> u64 {
+        self.stale_dropped
+    }
+    /// Turns automatic keepalive pings on or off (on by default).
+    pub fn set_keepalive(&mut self, on: bool) {
+        self.keepalive = on;
+    }
+
+    /// Opens a UDP socket and binds it to this connection; waits for UDP_BOUND, resending.
+    pub fn bind_udp(&mut self) -> Result<(), ClientError> {
+        if self.udp_port == 0 {
+            return Err(ClientError::Protocol(
+                "the server has UDP turned off".into(),
+            ));
+        }
+        let server_udp = SocketAddr::new(self.server.ip(), self.udp_port);
+        let local: SocketAddr = if server_udp.is_ipv4() {
+            "0.0.0.0:0".parse().expect("literal")
+        } else {
+            "[::]:0".parse().expect("literal")
+        };
+        let mut udp = UdpSocket::bind(local)?;
+        udp.connect(server_udp)?;
+        self.poll
+            .registry()
+            .register(&mut udp, UDP, Interest::READABLE)?;
+        self.udp = Some(udp);
+        let deadline = Instant::now() + DEFAULT_TIMEOUT;
+        while !self.udp_bound {
+            let mut frame = Vec::new();
+            ClientMsg::UdpBind.encode(&mut frame);
+            self.send_datagram(&frame)?;
+            let until = (Instant::now() + Duration::from_millis(100)).min(deadline);
+            while !self.udp_bound && Instant::now() < until {
+                self.wait(until.saturating_duration_since(Instant::now()))?;
+                self.pump()?;
+            }
+            if Instant::now() >= deadline {
+                return Err(ClientError::Timeout("UDP_BOUND"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends a message. Unreliable intents go over UDP once bound.
+    pub fn send(
+        &mut self,
+        to: To,
+        opcode: u32,
+        intent: Intent,
+        payload: &[u8],
+    ) -> Result<(), ClientError> {
+        let list;
+        let target = match &to {
+            To::AllOthers => Target::AllOthers,
+            To::Peers(peers) => {
+                list = codec::encode_peer_list(peers);
+                Target::Peers(PeerList::from_wire(&list))
+            }
+            To::Group(g) => Target::Group(*g),
+            To::Server => Target::Server,
+        };
+        let msg = ClientMsg::Data(Data {
+            intent,
+            opcode,
+            target,
+            payload,
+        });
+        if intent.is_unreliable() && self.udp_bound {
+            let mut frame = Vec::new();
+            msg.encode(&mut frame);
+            self.send_datagram(&frame)
+        } else {
+            self.send_msg(&msg)
+        }
+    }
+
+    /// Joins a group; the server answers with GROUP_MEMBERS.
+    pub fn join_group(&mut self, group: u16) -> Result<(), ClientError> {
+        self.send_msg(&ClientMsg::GroupJoin(group))
+    }
+    /// Leaves a group.
+    pub fn leave_group(&mut self, group: u16) -> Result<(), ClientError> {
+        self.send_msg(&ClientMsg::GroupLeave(group))
+    }
+    /// Asks for a group's members.
+    pub fn query_group(&mut self, group: u16) -> Result<(), ClientError> {
+        self.send_msg(&ClientMsg::GroupQuery(group))
+    }
+    /// Sends a PING over TCP; the answer is [`Event::Pong`].
+    pub fn ping(&mut self) -> Result<(), ClientError> {
+        let client_time = self.epoch.elapsed().as_micros() as u64 + 1;
+        self.send_msg(&ClientMsg::Ping { client_time })
+    }
+    /// Leaves the session; the server answers with CLOSE.
+    pub fn leave(&mut self) -> Result<(), ClientError> {
+        self.send_msg(&ClientMsg::Leave)
+    }
+
+    /// The next event, waiting up to `timeout`; `None` if nothing came.
+    pub fn next_event(&mut self, timeout: Duration) -> Result<Option<Event>, ClientError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(event) = self.queue.pop_front() {
+                return Ok(Some(event));
+            }
+            if self.closed {
+                return Err(ClientError::Closed);
+            }
+            self.keepalive_tick()?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            self.wait(left)?;
+            self.pump()?;
+        }
+    }
+
+    /// Waits for the first event that `wanted` accepts, skipping others; fails on timeout.
+    pub fn wait_for(
+        &mut self,
+        timeout: Duration,
+        mut wanted: impl FnMut(&Event) -> bool,
+    ) -> Result<Event, ClientError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.next_event(left)? {
+                Some(event) if wanted(&event) => return Ok(event),
+                Some(_) => {}
+                None => return Err(ClientError::Timeout("the expected event")),
+            }
+        }
+    }
+
+    fn keepalive_tick(&mut self) -> Result<(), ClientError> {
+        if self.keepalive && self.last_tx.elapsed() > self.idle_timeout / 3 {
+            // Client time 0 marks a keepalive: its PONG is not reported.
+            self.send_msg(&ClientMsg::Ping { client_time: 0 })?;
+        }
+        Ok(())
+    }
+
+    fn send_msg(&mut self, msg: &ClientMsg<'_>) -> Result<(), ClientError> {
+        let mut frame = std::mem::take(&mut self.tx);
+        frame.clear();
+        msg.encode(&mut frame);
+        let result = self.write_tcp(&frame);
+        self.tx = frame;
+        result
+    }
+
+    fn send_datagram(&mut self, frames: &[u8]) -> Result<(), ClientError> {
+        let udp = self.udp.as_ref().ok_or(ClientError::Closed)?;
+        let mut datagram = Vec::with_capacity(codec::UDP_HEADER + frames.len());
+        datagram.extend_from_slice(&self.udp_conn_id.to_le_bytes());
+        datagram.extend_from_slice(&self.udp_secret.to_le_bytes());
+        datagram.extend_from_slice(frames);
+        match udp.send(&datagram) {
+            Ok(_) => {}
+            // Unreliable: a full socket buffer loses the datagram, as the network could.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.last_tx = Instant::now();
+        Ok(())
+    }
+
+    /// Writes all of `bytes` to TCP, waiting for writability when the socket is full.
+    fn write_tcp(&mut self, mut bytes: &[u8]) -> Result<(), ClientError> {
+        if self.closed {
+            return Err(ClientError::Closed);
+        }
+        let deadline = Instant::now() + DEFAULT_TIMEOUT;
+        while !bytes.is_empty() {
+            match self.tcp.write(bytes) {
+                Ok(n) => bytes = &bytes[n..],
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if Instant::now() >= deadline {
+                        return Err(ClientError::Timeout("the socket to drain"));
+                    }
+                    // Read while waiting, so two clients writing to each other cannot deadlock.
+                    self.wait(Duration::from_millis(10))?;
+                    self.pump()?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.last_tx = Instant::now();
+        Ok(())
+    }
+
+    fn wait(&mut self, timeout: Duration) -> Result<(), ClientError> {
+        match self.poll.poll(&mut self.events, Some(timeout)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Reads everything available from both sockets into events.
+    fn pump(&mut self) -> Result<(), ClientError> {
+        self.read_tcp()?;
+        let mut used = 0;
+        loop {
+            match codec::split_frame(&self.rx[used..], usize::MAX) {
+                Ok(Some((body, n))) => {
+                    let body = body.to_vec();
+                    used += n;
+                    self.on_frame(&body, false)?;
+                }
+                Ok(None) => break,
+                Err(e) => return Err(ClientError::Protocol(e.to_string())),
+            }
+        }
+        self.rx.drain(..used);
+        if self.closed && !self.queue.iter().any(|e| matches!(e, Event::Closed { .. })) {
+            self.queue.push_back(Event::Closed {
+                code: crate::core::Code::ConnectionLost.as_u16(),
+                message: "connection lost".into(),
+            });
+        }
+        let mut buf = [0u8; 65_536];
+        while let Some(udp) = self.udp.as_ref() {
+            match udp.recv(&mut buf) {
+                Ok(n) => {
+                    let mut rest = &buf[..n];
+                    while let Ok(Some((body, used))) = codec::split_frame(rest, usize::MAX) {
+                        let body = body.to_vec();
+                        rest = &rest[used..];
+                        self.on_frame(&body, true)?;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // ICMP port unreachable and the like: UDP is best effort.
+                Err(_) => break,
+            }
+        }
+        Ok(())
+    }
+
+    fn read_tcp(&mut self) -> Result<(), ClientError> {
+        let mut buf = [0u8; 65_536];
+        loop {
+            match self.tcp.read(&mut buf) {
+                Ok(0) => {
+                    self.closed = true;
+                    return Ok(());
+                }
+                Ok(n) => self.rx.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.closed = true;
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn on_frame(&mut self, body: &[u8], via_udp: bool) -> Result<(), ClientError> {
+        let msg = match ServerMsg::decode(body) {
+            Ok(msg) => msg,
+            // Message types from a newer server are skipped, as PROTOCOL.md asks of clients.
+            Err(codec::DecodeError::UnknownType(_)) => return Ok(()),
+            Err(e) => return Err(ClientError::Protocol(e.to_string())),
+        };
+        let event = match msg {
+            ServerMsg::Delivery {
+                intent,
+                opcode,
+                sender,
+                seq,
+                payload,
+            } => {
+                if intent == Intent::UnreliableSequenced {
+                    let last = self.last_sequenced.entry(sender).or_insert(0);
+                    // Serial-number comparison: survives wrap-around.
+                    if *last != 0 && (seq.wrapping_sub(*last) as i32) <= 0 {
+                        self.stale_dropped += 1;
+                        return Ok(());
+                    }
+                    *last = seq;
+                }
+                Event::Delivery(Delivery {
+                    opcode,
+                    sender,
+                    seq,
+                    intent,
+                    payload: payload.to_vec(),
+                    via_udp,
+                })
+            }
+            ServerMsg::PlayerJoined(p) => Event::PlayerJoined {
+                peer: p.peer,
+                player_id: p.player_id.to_owned(),
+                name: p.name.to_owned(),
+            },
+            ServerMsg::PlayerLeft { peer, reason } => Event::PlayerLeft { peer, reason },
+            ServerMsg::GroupMembers { group, members } => Event::GroupMembers {
+                group,
+                members: members.iter().collect(),
+            },
+            ServerMsg::Pong {
+                client_time,
+                server_time_us,
+            } => {
+                if client_time == 0 {
+                    return Ok(());
+                }
+                let now_us = self.epoch.elapsed().as_micros() as u64 + 1;
+                let rtt_us = now_us.saturating_sub(client_time);
+                let wall_us = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_micros() as i64)
+                    .unwrap_or(0);
+                Event::Pong {
+                    rtt: Duration::from_micros(rtt_us),
+                    offset_us: server_time_us as i64 - (wall_us - rtt_us as i64 / 2),
+                }
+            }
+            ServerMsg::Error { code, message } => Event::Error {
+                code,
+                message: message.to_owned(),
+            },
+            ServerMsg::Close { code, message } | ServerMsg::Reject { code, message } => {
+                Event::Closed {
+                    code,
+                    message: message.to_owned(),
+                }
+            }
+            ServerMsg::UdpBound => {
+                self.udp_bound = true;
+                return Ok(());
+            }
+            ServerMsg::Welcome(_) => {
+                return Err(ClientError::Protocol("a second WELCOME".into()));
+            }
+        };
+        self.queue.push_back(event);
+        Ok(())
+    }
+}

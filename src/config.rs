@@ -1,0 +1,277 @@
+//! `config.toml`: serde structs, defaults, and validation with errors that name the key. No IO.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Listening addresses, connection limits and timeouts.
+    pub server: ServerConfig,
+    /// Per-connection limits.
+    pub limits: LimitsConfig,
+    /// Session rules.
+    pub sessions: SessionsConfig,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// TCP listen address.
+    pub listen: SocketAddr,
+    /// UDP listen address; empty means the TCP address and port.
+    pub udp_listen: String,
+    /// Whether the UDP socket is opened at all.
+    pub udp_enabled: bool,
+    /// Connections held at once; more are refused with SERVER_FULL.
+    pub max_connections: usize,
+    /// Sessions alive at once; creating more is refused with TOO_MANY_SESSIONS.
+    pub max_sessions: usize,
+    /// Time a new connection has to send its HELLO.
+    pub handshake_timeout_ms: u64,
+    /// Time without any message from a client before it is closed.
+    pub idle_timeout_ms: u64,
+    /// Longest time a graceful stop waits for clients to be sent their CLOSE.
+    pub shutdown_grace_ms: u64,
+    /// If not empty, every HELLO must carry this token.
+    pub access_token: String,
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest frame (type byte + body) accepted from a client.
+    pub max_frame_bytes: usize,
+    /// Pending output per connection beyond which a slow reader is disconnected.
+    pub max_output_buffer_bytes: usize,
+    /// Budget for one UDP datagram the server sends; small messages are packed up to it.
+    pub udp_mtu: usize,
+    /// Messages a client may send per second (averaged; bursts up to this many).
+    pub max_messages_per_sec: u32,
+}
+
+/// `[sessions]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionsConfig {
+    /// Players a session holds at most.
+    pub max_players: usize,
+    /// How long an empty session stays before it ends (GameSparks used five minutes).
+    pub empty_session_linger_ms: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "0.0.0.0:7777".parse().expect("literal address"),
+            udp_listen: String::new(),
+            udp_enabled: true,
+            max_connections: 10_000,
+            max_sessions: 2_000,
+            handshake_timeout_ms: 5_000,
+            idle_timeout_ms: 30_000,
+            shutdown_grace_ms: 2_000,
+            access_token: String::new(),
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_frame_bytes: 65_536,
+            max_output_buffer_bytes: 1 << 20,
+            udp_mtu: 1_200,
+            max_messages_per_sec: 1_000,
+        }
+    }
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        SessionsConfig {
+            max_players: 16,
+            empty_session_linger_ms: 300_000,
+        }
+    }
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file is not valid TOML or has an unknown key or a wrong type (the message names it).
+    #[error("{0}")]
+    Parse(#[from] toml::de::Error),
+    /// A key has a value outside its allowed range.
+    #[error("{key}: {problem}")]
+    Invalid {
+        /// The dotted key, e.g. `limits.udp_mtu`.
+        key: &'static str,
+        /// What is wrong, with the value seen.
+        problem: String,
+    },
+}
+
+impl Config {
+    /// Parses and validates TOML text.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every range; the error names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn check(
+            ok: bool,
+            key: &'static str,
+            problem: impl FnOnce() -> String,
+        ) -> Result<(), ConfigError> {
+            if ok {
+                Ok(())
+            } else {
+                Err(ConfigError::Invalid {
+                    key,
+                    problem: problem(),
+                })
+            }
+        }
+        let s = &self.server;
+        let l = &self.limits;
+        check(s.max_connections >= 1, "server.max_connections", || {
+            "must be at least 1".into()
+        })?;
+        check(
+            s.max_connections <= 1_000_000,
+            "server.max_connections",
+            || format!("must be at most 1000000 (got {})", s.max_connections),
+        )?;
+        check(s.max_sessions >= 1, "server.max_sessions", || {
+            "must be at least 1".into()
+        })?;
+        check(
+            s.handshake_timeout_ms >= 100,
+            "server.handshake_timeout_ms",
+            || format!("must be at least 100 (got {})", s.handshake_timeout_ms),
+        )?;
+        check(s.idle_timeout_ms >= 1_000, "server.idle_timeout_ms", || {
+            format!("must be at least 1000 (got {})", s.idle_timeout_ms)
+        })?;
+        check(
+            s.idle_timeout_ms <= u32::MAX as u64,
+            "server.idle_timeout_ms",
+            || format!("must fit in 32 bits (got {})", s.idle_timeout_ms),
+        )?;
+        if !s.udp_listen.is_empty() {
+            check(
+                s.udp_listen.parse::<SocketAddr>().is_ok(),
+                "server.udp_listen",
+                || {
+                    format!(
+                        "must be an address like 0.0.0.0:7777 (got {:?})",
+                        s.udp_listen
+                    )
+                },
+            )?;
+        }
+        check(
+            (64..=16 << 20).contains(&l.max_frame_bytes),
+            "limits.max_frame_bytes",
+            || {
+                format!(
+                    "must be between 64 and 16777216 (got {})",
+                    l.max_frame_bytes
+                )
+            },
+        )?;
+        check(
+            l.max_output_buffer_bytes >= 2 * l.max_frame_bytes,
+            "limits.max_output_buffer_bytes",
+            || {
+                format!(
+                    "must be at least twice limits.max_frame_bytes ({}), got {}",
+                    2 * l.max_frame_bytes,
+                    l.max_output_buffer_bytes
+                )
+            },
+        )?;
+        check(
+            (512..=65_507).contains(&l.udp_mtu),
+            "limits.udp_mtu",
+            || format!("must be between 512 and 65507 (got {})", l.udp_mtu),
+        )?;
+        check(
+            l.max_messages_per_sec >= 1,
+            "limits.max_messages_per_sec",
+            || "must be at least 1".into(),
+        )?;
+        check(
+            (1..=u16::MAX as usize - 1).contains(&self.sessions.max_players),
+            "sessions.max_players",
+            || {
+                format!(
+                    "must be between 1 and 65534 (got {})",
+                    self.sessions.max_players
+                )
+            },
+        )?;
+        Ok(())
+    }
+
+    /// The UDP address to bind, given the TCP address actually bound (port 0 resolves there).
+    pub fn udp_addr(&self, tcp_bound: SocketAddr) -> SocketAddr {
+        self.server.udp_listen.parse().unwrap_or(tcp_bound)
+    }
+
+    /// `server.handshake_timeout_ms` as a duration.
+    pub fn handshake_timeout(&self) -> Duration {
+        Duration::from_millis(self.server.handshake_timeout_ms)
+    }
+
+    /// `server.idle_timeout_ms` as a duration.
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.server.idle_timeout_ms)
+    }
+
+    /// `sessions.empty_session_linger_ms` as a duration.
+    pub fn empty_session_linger(&self) -> Duration {
+        Duration::from_millis(self.sessions.empty_session_linger_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_config_toml_parses_to_the_defaults() {
+        let shipped = include_str!("../config.toml");
+        assert_eq!(Config::from_toml(shipped).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c.limits.udp_mtu, 1200);
+        assert_eq!(c.sessions.empty_session_linger_ms, 300_000);
+    }
+
+    #[test]
+    fn out_of_range_value_names_its_key() {
+        let err = Config::from_toml("[limits]\nudp_mtu = 70000\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "limits.udp_mtu: must be between 512 and 65507 (got 70000)"
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_refused_by_name() {
+        let err = Config::from_toml("[server]\nmax_conections = 5\n").unwrap_err();
+        assert!(err.to_string().contains("max_conections"), "{err}");
+    }
+}

@@ -1,0 +1,101 @@
+//! Numeric codes shared by REJECT, CLOSE, ERROR and PLAYER_LEFT messages.
+//!
+//! One code space for every "why" the server can give, so a client needs one table. The values are
+//! part of the wire protocol (see PROTOCOL.md, "Codes"): never renumber, only add.
+
+/// Why a connection was refused or closed, why a player left, or what a non-fatal error was about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u16)]
+pub enum Code {
+    /// A frame could not be decoded (bad length, truncated field, invalid UTF-8, bad enum value).
+    Malformed = 1,
+    /// A frame's declared length is over the server's `limits.max_frame_bytes`.
+    FrameTooLarge = 2,
+    /// A message type the server does not know.
+    UnknownMessageType = 3,
+    /// The HELLO asked for a protocol version the server does not speak.
+    UnsupportedVersion = 4,
+    /// The connection did not complete its handshake within `server.handshake_timeout_ms`.
+    HandshakeTimeout = 5,
+    /// A message arrived that is not allowed in the connection's current state (e.g. DATA before HELLO).
+    UnexpectedMessage = 6,
+    /// A HELLO field is out of range (empty name for join-or-create, string too long, ...).
+    BadHello = 7,
+    /// The server already holds `server.max_connections` connections.
+    ServerFull = 10,
+    /// Creating a session would pass `server.max_sessions`.
+    TooManySessions = 11,
+    /// The session already holds `sessions.max_players` players.
+    SessionFull = 12,
+    /// No session has the requested id.
+    SessionNotFound = 13,
+    /// A session with the requested name already exists (create mode only).
+    SessionNameTaken = 14,
+    /// The access token did not match `server.access_token`.
+    InvalidToken = 16,
+    /// Nothing was received from the client for `server.idle_timeout_ms`.
+    IdleTimeout = 20,
+    /// The client read too slowly: its pending output passed `limits.max_output_buffer_bytes`.
+    OutputOverflow = 21,
+    /// The server is shutting down.
+    ShuttingDown = 22,
+    /// The session ended.
+    SessionEnded = 23,
+    /// The player was removed by the server.
+    Kicked = 24,
+    /// The client said LEAVE.
+    ClientLeft = 25,
+    /// The connection was lost without a LEAVE (reset, EOF, error).
+    ConnectionLost = 26,
+    /// The same player id connected again; the older connection is closed.
+    Replaced = 27,
+    /// The client sent more than `limits.max_messages_per_sec` messages over TCP.
+    RateLimited = 28,
+    /// Non-fatal: a DATA message had opcode 0, which is reserved; the message was dropped.
+    InvalidOpcode = 30,
+    /// Non-fatal: a DATA message named a peer id that is not in the session; others still got it.
+    UnknownPeer = 31,
+    /// Non-fatal: group id 0 is reserved; the group request was ignored.
+    InvalidGroup = 32,
+}
+
+impl Code {
+    /// Every code, for documentation tests and clients that print tables.
+    pub const ALL: [Code; 25] = [
+        Code::Malformed,
+        Code::FrameTooLarge,
+        Code::UnknownMessageType,
+        Code::UnsupportedVersion,
+        Code::HandshakeTimeout,
+        Code::UnexpectedMessage,
+        Code::BadHello,
+        Code::ServerFull,
+        Code::TooManySessions,
+        Code::SessionFull,
+        Code::SessionNotFound,
+        Code::SessionNameTaken,
+        Code::InvalidToken,
+        Code::IdleTimeout,
+        Code::OutputOverflow,
+        Code::ShuttingDown,
+        Code::SessionEnded,
+        Code::Kicked,
+        Code::ClientLeft,
+        Code::ConnectionLost,
+        Code::Replaced,
+        Code::RateLimited,
+        Code::InvalidOpcode,
+        Code::UnknownPeer,
+        Code::InvalidGroup,
+    ];
+
+    /// The code's value on the wire.
+    pub fn as_u16(self) -> u16 {
+        self as u16
+    }
+
+    /// The code for a wire value, if it is one this version knows.
+    pub fn from_u16(value: u16) -> Option<Code> {
+        Code::ALL.iter().copied().find(|c| c.as_u16() == value)
+    }
+}

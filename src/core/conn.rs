@@ -1,0 +1,297 @@
+//! One client connection's state, and the table of connections with the delivery primitives.
+
+use super::codec::{DELIVERY_HEADER, Intent};
+use super::ids::{ConnId, PeerId, SessionId};
+use super::outbuf::{DatagramQueue, StreamOut};
+use slab::Slab;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// Where a connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Connected, no HELLO yet.
+    AwaitingHello,
+    /// In a session as a player.
+    Joined {
+        /// The session.
+        session: SessionId,
+        /// Its peer id there.
+        peer: PeerId,
+    },
+    /// Told to close; waits for the transport to flush and confirm.
+    Closing,
+}
+
+/// A token bucket: `rate` messages per second on average, bursts up to `rate`.
+#[derive(Debug)]
+pub(crate) struct RateLimit {
+    tokens: f64,
+    last: Instant,
+}
+
+impl RateLimit {
+    fn new(now: Instant, rate: u32) -> RateLimit {
+        RateLimit {
+            tokens: rate as f64,
+            last: now,
+        }
+    }
+
+    /// Takes one token; false when the sender is over its rate.
+    pub(crate) fn allow(&mut self, now: Instant, rate: u32) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * rate as f64).min(rate as f64);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// One connection.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    /// Unique for the process's life; timers carry it so a reused slot ignores stale timers.
+    pub serial: u64,
+    /// Remote TCP address.
+    pub addr: SocketAddr,
+    /// Life stage.
+    pub phase: Phase,
+    /// Last time any message arrived (TCP or UDP).
+    pub last_rx: Instant,
+    /// Bytes of a frame whose end has not arrived yet.
+    pub rx_partial: Vec<u8>,
+    /// Pending TCP output.
+    pub tcp_out: StreamOut,
+    /// Secret the client puts in UDP headers.
+    pub udp_secret: u64,
+    /// UDP address bound by UDP_BIND, if any.
+    pub udp_addr: Option<SocketAddr>,
+    /// Pending UDP output.
+    pub udp_out: DatagramQueue,
+    /// Sequence number for the next message this connection sends.
+    pub next_seq: u32,
+    /// Inbound rate limit.
+    pub rate: RateLimit,
+    /// The player's id from HELLO (empty = anonymous).
+    pub player_id: String,
+    /// Whether the connection is in the dirty list already.
+    queued: bool,
+    /// Whether the connection is in the overflow list already.
+    overflowed: bool,
+}
+
+/// All connections, plus which have output to flush and which overflowed.
+#[derive(Debug)]
+pub(crate) struct ConnTable {
+    slab: Slab<Conn>,
+    dirty: Vec<ConnId>,
+    overflowed: Vec<ConnId>,
+    next_serial: u64,
+    /// Pending-output cap per connection.
+    pub max_output: usize,
+    /// UDP datagram budget.
+    pub mtu: usize,
+}
+
+/// What happened to one delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Delivered {
+    /// Queued for TCP.
+    Tcp,
+    /// Queued for UDP.
+    Udp,
+    /// Unreliable and the receiver is backed up: dropped.
+    Dropped,
+    /// No such connection, or it is closing.
+    Gone,
+}
+
+impl ConnTable {
+    pub(crate) fn new(max_output: usize, mtu: usize) -> ConnTable {
+        ConnTable {
+            slab: Slab::new(),
+            dirty: Vec::new(),
+            overflowed: Vec::new(),
+            next_serial: 1,
+            max_output,
+            mtu,
+        }
+    }
+
+    /// Adds a connection; returns its id.
+    pub(crate) fn insert(
+        &mut self,
+        now: Instant,
+        addr: SocketAddr,
+        secret: u64,
+        rate: u32,
+    ) -> ConnId {
+        let serial = self.next_serial;
+        self.next_serial += 1;
+        let key = self.slab.insert(Conn {
+            serial,
+            addr,
+            phase: Phase::AwaitingHello,
+            last_rx: now,
+            rx_partial: Vec::new(),
+            tcp_out: StreamOut::default(),
+            udp_secret: secret,
+            udp_addr: None,
+            udp_out: DatagramQueue::default(),
+            next_seq: 1,
+            rate: RateLimit::new(now, rate),
+            player_id: String::new(),
+            queued: false,
+            overflowed: false,
+        });
+        ConnId(key as u32)
+    }
+
+    /// Frees a connection's slot.
+    pub(crate) fn remove(&mut self, id: ConnId) -> Option<Conn> {
+        self.slab.try_remove(id.0 as usize)
+    }
+
+    pub(crate) fn get(&self, id: ConnId) -> Option<&Conn> {
+        self.slab.get(id.0 as usize)
+    }
+
+    pub(crate) fn get_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
+        self.slab.get_mut(id.0 as usize)
+    }
+
+    /// Number of connections, closing ones included.
+    pub(crate) fn len(&self) -> usize {
+        self.slab.len()
+    }
+
+    /// Every connection id.
+    pub(crate) fn ids(&self) -> Vec<ConnId> {
+        self.slab.iter().map(|(k, _)| ConnId(k as u32)).collect()
+    }
+
+    fn mark_dirty(dirty: &mut Vec<ConnId>, conn: &mut Conn, id: ConnId) {
+        if !conn.queued {
+            conn.queued = true;
+            dirty.push(id);
+        }
+    }
+
+    fn check_overflow(&mut self, id: ConnId) {
+        let max = self.max_output;
+        if let Some(conn) = self.slab.get_mut(id.0 as usize)
+            && conn.tcp_out.len() > max
+            && !conn.overflowed
+            && conn.phase != Phase::Closing
+        {
+            conn.overflowed = true;
+            self.overflowed.push(id);
+        }
+    }
+
+    /// Appends a control frame (written by `encode`) to a connection's TCP output.
+    pub(crate) fn send_tcp(&mut self, id: ConnId, encode: impl FnOnce(&mut Vec<u8>)) {
+        let Some(conn) = self.slab.get_mut(id.0 as usize) else {
+            return;
+        };
+        if conn.phase == Phase::Closing {
+            return;
+        }
+        encode(conn.tcp_out.buf_mut());
+        Self::mark_dirty(&mut self.dirty, conn, id);
+        self.check_overflow(id);
+    }
+
+    /// Appends a frame to a connection's TCP output even while it closes (the final CLOSE).
+    pub(crate) fn send_final(&mut self, id: ConnId, encode: impl FnOnce(&mut Vec<u8>)) {
+        if let Some(conn) = self.slab.get_mut(id.0 as usize) {
+            encode(conn.tcp_out.buf_mut());
+            Self::mark_dirty(&mut self.dirty, conn, id);
+        }
+    }
+
+    /// Appends a control frame to a connection's UDP output, to `to`.
+    pub(crate) fn send_udp(&mut self, id: ConnId, encode: impl FnOnce(&mut Vec<u8>)) {
+        let mtu = self.mtu;
+        if let Some(conn) = self.slab.get_mut(id.0 as usize) {
+            conn.udp_out.push_with(mtu, encode);
+            Self::mark_dirty(&mut self.dirty, conn, id);
+        }
+    }
+
+    /// The relay hot path: queues one DELIVERY (prebuilt header + the sender's payload bytes).
+    /// Unreliable intents go over UDP when the receiver has bound it; copies, never allocates in
+    /// steady state.
+    pub(crate) fn deliver(
+        &mut self,
+        id: ConnId,
+        header: &[u8; DELIVERY_HEADER],
+        payload: &[u8],
+        intent: Intent,
+    ) -> Delivered {
+        let (max, mtu) = (self.max_output, self.mtu);
+        let Some(conn) = self.slab.get_mut(id.0 as usize) else {
+            return Delivered::Gone;
+        };
+        if !matches!(conn.phase, Phase::Joined { .. }) {
+            return Delivered::Gone;
+        }
+        let result = if intent.is_unreliable() {
+            if conn.udp_addr.is_some() {
+                if conn.udp_out.push(header, payload, mtu, max) {
+                    Delivered::Udp
+                } else {
+                    Delivered::Dropped
+                }
+            } else if conn.tcp_out.len() + header.len() + payload.len() > max / 2 {
+                // Unreliable traffic never pushes a receiver toward disconnection.
+                Delivered::Dropped
+            } else {
+                let buf = conn.tcp_out.buf_mut();
+                buf.extend_from_slice(header);
+                buf.extend_from_slice(payload);
+                Delivered::Tcp
+            }
+        } else {
+            let buf = conn.tcp_out.buf_mut();
+            buf.extend_from_slice(header);
+            buf.extend_from_slice(payload);
+            Delivered::Tcp
+        };
+        if result != Delivered::Dropped {
+            Self::mark_dirty(&mut self.dirty, conn, id);
+        }
+        if result == Delivered::Tcp {
+            self.check_overflow(id);
+        }
+        result
+    }
+
+    /// Moves the ids of connections with pending output into `into` (cleared first).
+    pub(crate) fn take_dirty(&mut self, into: &mut Vec<ConnId>) {
+        into.clear();
+        std::mem::swap(&mut self.dirty, into);
+        for id in into.iter() {
+            if let Some(conn) = self.slab.get_mut(id.0 as usize) {
+                conn.queued = false;
+            }
+        }
+    }
+
+    /// Marks a connection as having output again (after a partial flush).
+    pub(crate) fn requeue(&mut self, id: ConnId) {
+        if let Some(conn) = self.slab.get_mut(id.0 as usize) {
+            Self::mark_dirty(&mut self.dirty, conn, id);
+        }
+    }
+
+    /// Takes the next connection whose output passed the cap.
+    pub(crate) fn pop_overflowed(&mut self) -> Option<ConnId> {
+        self.overflowed.pop()
+    }
+}

@@ -1,0 +1,27 @@
+//! The sans-IO core: codec, connections, sessions, groups, routing and timers.
+//!
+//! Nothing in here opens a socket or reads a clock. Inputs are method calls stamped with `now`;
+//! outputs are events, pending bytes and the next deadline (see [`Server`] for the order to drain
+//! them in). That makes every behaviour testable with a fake clock and no sleeps.
+
+pub mod codec;
+pub mod codes;
+mod conn;
+pub mod hooks;
+pub mod ids;
+mod outbuf;
+mod router;
+mod server;
+mod session;
+pub mod stats;
+mod timer;
+mod udp;
+
+#[cfg(test)]
+mod tests;
+
+pub use codes::Code;
+pub use hooks::{Command, Hooks, NoScript, Outbox, SendTarget, Verdict};
+pub use ids::{ConnId, GroupId, PeerId, SessionId};
+pub use server::{Event, Server, WallClock};
+pub use stats::Stats;

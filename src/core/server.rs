@@ -1,0 +1,728 @@
+//! The sans-IO server: connections, handshakes, sessions, timers and closing.
+//!
+//! Inputs come in through `handle_*` methods stamped with `now`; nothing here reads a clock or
+//! touches a socket. After any input, the transport drains the outputs, in this order:
+//! 1. [`Server::poll_event`] until `None` (connections to close once flushed),
+//! 2. [`Server::take_dirty`] and, for each id, [`Server::tcp_pending`] / [`Server::tcp_written`]
+//!    and [`Server::udp_pending`] / [`Server::udp_sent`],
+//! 3. [`Server::next_timeout`] to know when to call [`Server::handle_timeout`].
+//!
+//! Routing of DATA, groups and pings is in `router.rs`; UDP datagrams in `udp.rs`.
+
+use super::codec::{
+    self, ClientMsg, Hello, JoinMode, MAX_NAME_BYTES, MAX_TOKEN_BYTES, PROTOCOL_VERSION, PeerInfo,
+    ServerMsg, Welcome,
+};
+use super::codes::Code;
+use super::conn::{ConnTable, Phase};
+use super::hooks::{Hooks, Outbox};
+use super::ids::{ConnId, PeerId, SessionId};
+use super::session::Session;
+use super::stats::Stats;
+use super::timer::{TimerKey, Timers};
+use crate::config::Config;
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// Maps the monotonic `now` the core is given to wall-clock time for clients.
+#[derive(Debug, Clone, Copy)]
+pub struct WallClock {
+    /// A monotonic instant...
+    pub at: Instant,
+    /// ...and the wall clock at that instant, microseconds since the Unix epoch.
+    pub unix_us: u64,
+}
+
+impl WallClock {
+    /// Wall-clock microseconds at `now`.
+    pub fn wall_us(&self, now: Instant) -> u64 {
+        self.unix_us + now.saturating_duration_since(self.at).as_micros() as u64
+    }
+}
+
+/// Something the transport must do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// Flush what the connection has pending, then close it and call [`Server::handle_closed`].
+    Close(ConnId),
+}
+
+/// Which transport a frame arrived on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Via {
+    /// The connection's TCP stream.
+    Tcp,
+    /// A UDP datagram from this address.
+    Udp(SocketAddr),
+}
+
+/// The sans-IO server. `H` is the session logic offered every packet (see `hooks.rs`).
+pub struct Server<H: Hooks> {
+    pub(crate) config: Config,
+    udp_port: u16,
+    pub(crate) hooks: H,
+    pub(crate) outbox: Outbox,
+    pub(crate) conns: ConnTable,
+    pub(crate) sessions: HashMap<SessionId, Session>,
+    session_names: HashMap<String, SessionId>,
+    players: HashMap<String, ConnId>,
+    next_session: u64,
+    timers: Timers,
+    events: VecDeque<Event>,
+    pub(crate) stats: Stats,
+    pub(crate) clock: WallClock,
+    shutting_down: bool,
+}
+
+impl<H: Hooks> Server<H> {
+    /// A server with no connections. `udp_port` is announced in WELCOME (0 = no UDP).
+    pub fn new(config: Config, udp_port: u16, hooks: H, clock: WallClock) -> Server<H> {
+        let conns = ConnTable::new(config.limits.max_output_buffer_bytes, config.limits.udp_mtu);
+        Server {
+            config,
+            udp_port,
+            hooks,
+            outbox: Outbox::default(),
+            conns,
+            sessions: HashMap::new(),
+            session_names: HashMap::new(),
+            players: HashMap::new(),
+            next_session: 1,
+            timers: Timers::default(),
+            events: VecDeque::new(),
+            stats: Stats::default(),
+            clock,
+            shutting_down: false,
+        }
+    }
+
+    // ----- getters -----
+
+    /// Counters since start.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Connections held, closing ones included.
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Sessions alive.
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// The session logic.
+    pub fn hooks_mut(&mut self) -> &mut H {
+        &mut self.hooks
+    }
+
+    /// Whether a connection is closing or gone (the transport stops reading it).
+    pub fn is_closing(&self, id: ConnId) -> bool {
+        self.conns.get(id).is_none_or(|c| c.phase == Phase::Closing)
+    }
+
+    /// Whether [`Server::begin_shutdown`] was called.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down
+    }
+
+    // ----- inputs -----
+
+    /// A TCP connection was accepted. Past `max_connections` it is given a REJECT and closed.
+    pub fn handle_accept(&mut self, now: Instant, addr: SocketAddr) -> ConnId {
+        let secret = random_secret();
+        let over = self.conns.len() >= self.config.server.max_connections;
+        let id = self
+            .conns
+            .insert(now, addr, secret, self.config.limits.max_messages_per_sec);
+        self.stats.connections_accepted += 1;
+        if over || self.shutting_down {
+            self.stats.connections_refused += 1;
+            let (code, why) = if self.shutting_down {
+                (Code::ShuttingDown, "server is shutting down".to_owned())
+            } else {
+                let max = self.config.server.max_connections;
+                (
+                    Code::ServerFull,
+                    format!("server is full ({max} connections)"),
+                )
+            };
+            self.close(now, id, code, &why);
+            return id;
+        }
+        let serial = self.conns.get(id).map(|c| c.serial).unwrap_or_default();
+        self.timers.schedule(
+            now + self.config.handshake_timeout(),
+            TimerKey::Handshake(id, serial),
+        );
+        id
+    }
+
+    /// Bytes arrived on a connection's TCP stream.
+    pub fn handle_tcp_bytes(&mut self, now: Instant, id: ConnId, bytes: &[u8]) {
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        if conn.phase == Phase::Closing {
+            return;
+        }
+        conn.last_rx = now;
+        let mut partial = std::mem::take(&mut conn.rx_partial);
+        if partial.is_empty() {
+            // Common case: parse frames straight from the transport's read buffer.
+            let used = self.handle_stream(now, id, bytes);
+            partial.extend_from_slice(&bytes[used..]);
+        } else {
+            partial.extend_from_slice(bytes);
+            let used = self.handle_stream(now, id, &partial);
+            partial.drain(..used);
+        }
+        if let Some(conn) = self.conns.get_mut(id)
+            && conn.phase != Phase::Closing
+        {
+            conn.rx_partial = partial;
+        }
+        self.after_input(now);
+    }
+
+    /// Decodes and handles every complete frame in `buf`; returns the bytes consumed.
+    fn handle_stream(&mut self, now: Instant, id: ConnId, buf: &[u8]) -> usize {
+        let max = self.config.limits.max_frame_bytes;
+        let mut used = 0;
+        loop {
+            match codec::split_frame(&buf[used..], max) {
+                Ok(Some((body, n))) => {
+                    used += n;
+                    self.handle_frame(now, id, body, Via::Tcp);
+                    if self.conns.get(id).is_none_or(|c| c.phase == Phase::Closing) {
+                        return buf.len();
+                    }
+                }
+                Ok(None) => return used,
+                Err(e) => {
+                    self.stats.protocol_errors += 1;
+                    self.close(now, id, e.code(), &e.to_string());
+                    return buf.len();
+                }
+            }
+        }
+    }
+
+    /// One frame from a client, over TCP or (already authenticated) UDP.
+    pub(crate) fn handle_frame(&mut self, now: Instant, id: ConnId, body: &[u8], via: Via) {
+        let msg = match ClientMsg::decode(body) {
+            Ok(msg) => msg,
+            Err(e) => {
+                if via == Via::Tcp {
+                    self.stats.protocol_errors += 1;
+                    self.close(now, id, e.code(), &e.to_string());
+                } else {
+                    self.stats.udp_dropped_malformed += 1;
+                }
+                return;
+            }
+        };
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        let (session, peer) = match (conn.phase, &msg) {
+            (Phase::Closing, _) => return,
+            (Phase::AwaitingHello, ClientMsg::Hello(hello)) if via == Via::Tcp => {
+                self.handle_hello(now, id, hello);
+                return;
+            }
+            (Phase::AwaitingHello, _) => {
+                self.stats.protocol_errors += 1;
+                self.close(
+                    now,
+                    id,
+                    Code::UnexpectedMessage,
+                    "the first message must be HELLO",
+                );
+                return;
+            }
+            (Phase::Joined { .. }, ClientMsg::Hello(_)) => {
+                self.stats.protocol_errors += 1;
+                self.close(
+                    now,
+                    id,
+                    Code::UnexpectedMessage,
+                    "HELLO was already accepted",
+                );
+                return;
+            }
+            (Phase::Joined { session, peer }, _) => (session, peer),
+        };
+        if matches!(msg, ClientMsg::Data(_))
+            && !conn
+                .rate
+                .allow(now, self.config.limits.max_messages_per_sec)
+        {
+            self.stats.rate_limited += 1;
+            if via == Via::Tcp {
+                let rate = self.config.limits.max_messages_per_sec;
+                self.close(
+                    now,
+                    id,
+                    Code::RateLimited,
+                    &format!("more than {rate} messages per second"),
+                );
+            }
+            return;
+        }
+        match msg {
+            ClientMsg::Hello(_) => {}
+            ClientMsg::Data(data) => {
+                if let Via::Udp(_) = via
+                    && !data.intent.is_unreliable()
+                {
+                    self.stats.udp_dropped_invalid += 1;
+                    return;
+                }
+                self.route_data(now, id, session, peer, &data);
+            }
+            ClientMsg::GroupJoin(g) => self.group_join(id, session, peer, g),
+            ClientMsg::GroupLeave(g) => self.group_leave(id, session, peer, g),
+            ClientMsg::GroupQuery(g) => self.group_query(id, session, g),
+            ClientMsg::Ping { client_time } => self.pong(now, id, client_time, via),
+            ClientMsg::Leave => self.close(now, id, Code::ClientLeft, "left"),
+            ClientMsg::UdpBind => {
+                // Binding is handled when the datagram is authenticated (udp.rs); over TCP it
+                // means nothing.
+                if via == Via::Tcp {
+                    self.stats.protocol_errors += 1;
+                    self.close(now, id, Code::UnexpectedMessage, "UDP_BIND is UDP-only");
+                }
+            }
+        }
+    }
+
+    fn handle_hello(&mut self, now: Instant, id: ConnId, hello: &Hello<'_>) {
+        match self.admit(now, id, hello) {
+            Ok(()) => self.stats.handshakes_ok += 1,
+            Err((code, why)) => {
+                self.stats.handshakes_rejected += 1;
+                log::debug!("{id}: HELLO rejected: {why}");
+                self.close(now, id, code, &why);
+            }
+        }
+    }
+
+    /// Checks a HELLO, puts the player in a session, sends WELCOME and PLAYER_JOINED.
+    fn admit(&mut self, now: Instant, id: ConnId, hello: &Hello<'_>) -> Result<(), (Code, String)> {
+        if hello.version != PROTOCOL_VERSION {
+            return Err((
+                Code::UnsupportedVersion,
+                format!(
+                    "protocol version {} is not supported; this server speaks {PROTOCOL_VERSION}",
+                    hello.version
+                ),
+            ));
+        }
+        let token = &self.config.server.access_token;
+        if !token.is_empty() && hello.token != token {
+            return Err((Code::InvalidToken, "access token does not match".into()));
+        }
+        let name = match hello.mode {
+            JoinMode::Create(n) | JoinMode::JoinOrCreate(n) => n,
+            JoinMode::JoinId(_) => "",
+        };
+        for (field, value, max) in [
+            ("session name", name, MAX_NAME_BYTES),
+            ("player id", hello.player_id, MAX_NAME_BYTES),
+            ("player name", hello.player_name, MAX_NAME_BYTES),
+            ("token", hello.token, MAX_TOKEN_BYTES),
+        ] {
+            if value.len() > max {
+                return Err((
+                    Code::BadHello,
+                    format!("{field} is {} bytes; the limit is {max}", value.len()),
+                ));
+            }
+        }
+        let sid = match hello.mode {
+            JoinMode::JoinId(sid) => {
+                let sid = SessionId(sid);
+                if !self.sessions.contains_key(&sid) {
+                    return Err((
+                        Code::SessionNotFound,
+                        format!("no session with id {}", sid.0),
+                    ));
+                }
+                sid
+            }
+            JoinMode::Create(name) => {
+                if !name.is_empty() && self.session_names.contains_key(name) {
+                    return Err((
+                        Code::SessionNameTaken,
+                        format!("a session named {name:?} exists"),
+                    ));
+                }
+                self.create_session(name)?
+            }
+            JoinMode::JoinOrCreate(name) => {
+                if name.is_empty() {
+                    return Err((Code::BadHello, "join-or-create needs a session name".into()));
+                }
+                match self.session_names.get(name) {
+                    Some(&sid) => sid,
+                    None => self.create_session(name)?,
+                }
+            }
+        };
+        // A player is in one session at a time: the newest connection wins.
+        if !hello.player_id.is_empty()
+            && let Some(&old) = self.players.get(hello.player_id)
+            && old != id
+        {
+            self.close(now, old, Code::Replaced, "the same player connected again");
+        }
+        let session = self
+            .sessions
+            .get_mut(&sid)
+            .expect("session was found or created above and nothing ended it since");
+        let max_players = self.config.sessions.max_players;
+        if session.len() >= max_players {
+            let why = format!("session {} is full ({max_players} players)", sid.0);
+            if session.is_empty() {
+                // Only reachable if a just-created session cannot take anyone; keep it tidy.
+                self.end_session(now, sid, Code::SessionEnded);
+            }
+            return Err((Code::SessionFull, why));
+        }
+        let peer = session.add_member(id, hello.player_id, hello.player_name);
+        let conn = self
+            .conns
+            .get_mut(id)
+            .expect("caller checked the connection");
+        conn.phase = Phase::Joined { session: sid, peer };
+        conn.player_id = hello.player_id.to_owned();
+        let serial = conn.serial;
+        let udp_conn_id = id.0;
+        let udp_secret = conn.udp_secret;
+        if !hello.player_id.is_empty() {
+            self.players.insert(hello.player_id.to_owned(), id);
+        }
+        let welcome = ServerMsg::Welcome(Welcome {
+            version: PROTOCOL_VERSION,
+            peer: peer.0,
+            session_id: sid.0,
+            udp_conn_id,
+            udp_secret,
+            udp_port: self.udp_port,
+            server_time_us: self.clock.wall_us(now),
+            idle_timeout_ms: self.config.server.idle_timeout_ms as u32,
+            max_frame_bytes: self.config.limits.max_frame_bytes as u32,
+            session_name: &session.name,
+            peers: session
+                .members()
+                .iter()
+                .filter(|m| m.peer != peer)
+                .map(|m| PeerInfo {
+                    peer: m.peer.0,
+                    player_id: &m.player_id,
+                    name: &m.name,
+                })
+                .collect(),
+        });
+        self.conns.send_tcp(id, |buf| welcome.encode(buf));
+        let joined = ServerMsg::PlayerJoined(PeerInfo {
+            peer: peer.0,
+            player_id: hello.player_id,
+            name: hello.player_name,
+        });
+        for m in session.members().iter().filter(|m| m.peer != peer) {
+            self.conns.send_tcp(m.conn, |buf| joined.encode(buf));
+        }
+        log::info!(
+            "{sid}: {peer} joined ({} player{}) from {}",
+            session.len(),
+            if session.len() == 1 { "" } else { "s" },
+            self.conns
+                .get(id)
+                .map(|c| c.addr.to_string())
+                .unwrap_or_default()
+        );
+        self.timers
+            .schedule(now + self.config.idle_timeout(), TimerKey::Idle(id, serial));
+        Ok(())
+    }
+
+    fn create_session(&mut self, name: &str) -> Result<SessionId, (Code, String)> {
+        let max = self.config.server.max_sessions;
+        if self.sessions.len() >= max {
+            return Err((
+                Code::TooManySessions,
+                format!("the server already holds {max} sessions"),
+            ));
+        }
+        let sid = SessionId(self.next_session);
+        self.next_session += 1;
+        self.sessions.insert(sid, Session::new(name.to_owned()));
+        if !name.is_empty() {
+            self.session_names.insert(name.to_owned(), sid);
+        }
+        self.stats.sessions_created += 1;
+        if name.is_empty() {
+            log::info!("{sid}: created");
+        } else {
+            log::info!("{sid}: created as {name:?}");
+        }
+        Ok(sid)
+    }
+
+    /// Ends a session: every member is closed with `code`.
+    pub(crate) fn end_session(&mut self, now: Instant, sid: SessionId, code: Code) {
+        let Some(session) = self.sessions.get(&sid) else {
+            return;
+        };
+        let conns: Vec<ConnId> = session.members().iter().map(|m| m.conn).collect();
+        for conn in conns {
+            self.close(now, conn, code, "the session ended");
+        }
+        if let Some(session) = self.sessions.remove(&sid) {
+            if !session.name.is_empty() {
+                self.session_names.remove(&session.name);
+            }
+            self.stats.sessions_ended += 1;
+            log::info!("{sid}: ended");
+        }
+    }
+
+    /// Closes a connection with a reason: REJECT before WELCOME, CLOSE after. Its player leaves
+    /// the session at once; the transport is told to flush and close.
+    pub(crate) fn close(&mut self, now: Instant, id: ConnId, code: Code, message: &str) {
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        let was = std::mem::replace(&mut conn.phase, Phase::Closing);
+        let player_id = std::mem::take(&mut conn.player_id);
+        let frame = match was {
+            Phase::Closing => return,
+            Phase::AwaitingHello => ServerMsg::Reject {
+                code: code.as_u16(),
+                message,
+            },
+            Phase::Joined { .. } => ServerMsg::Close {
+                code: code.as_u16(),
+                message,
+            },
+        };
+        self.conns.send_final(id, |buf| frame.encode(buf));
+        self.events.push_back(Event::Close(id));
+        if !player_id.is_empty() && self.players.get(&player_id) == Some(&id) {
+            self.players.remove(&player_id);
+        }
+        if let Phase::Joined { session, peer } = was {
+            log::info!("{session}: {peer} leaves: {code:?} ({message})");
+            self.leave_session(now, session, peer, code);
+        }
+    }
+
+    /// Removes a player from its session; tells the others and updates its groups.
+    fn leave_session(&mut self, now: Instant, sid: SessionId, peer: PeerId, reason: Code) {
+        let Some(session) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        let Some((_, groups)) = session.remove_member(peer) else {
+            return;
+        };
+        if !self.shutting_down {
+            let left = ServerMsg::PlayerLeft {
+                peer: peer.0,
+                reason: reason.as_u16(),
+            };
+            for m in session.members() {
+                self.conns.send_tcp(m.conn, |buf| left.encode(buf));
+            }
+            for g in groups {
+                self.send_group_members(sid, g, None);
+            }
+        }
+        let Some(session) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        if session.is_empty() {
+            session.empty_epoch += 1;
+            let linger = self.config.empty_session_linger();
+            if linger.is_zero() || self.shutting_down {
+                self.end_session(now, sid, Code::SessionEnded);
+            } else {
+                self.timers
+                    .schedule(now + linger, TimerKey::Linger(sid, session.empty_epoch));
+            }
+        }
+    }
+
+    /// The transport lost the connection (EOF, reset, error).
+    pub fn handle_disconnect(&mut self, now: Instant, id: ConnId) {
+        self.close(now, id, Code::ConnectionLost, "connection lost");
+        self.after_input(now);
+    }
+
+    /// The transport closed the connection after [`Event::Close`]: frees its slot.
+    pub fn handle_closed(&mut self, id: ConnId) {
+        if self
+            .conns
+            .get(id)
+            .is_some_and(|c| c.phase == Phase::Closing)
+        {
+            self.conns.remove(id);
+        }
+    }
+
+    /// Acts on every deadline that is due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(key) = self.timers.pop_due(now) {
+            match key {
+                TimerKey::Handshake(id, serial) => {
+                    if self
+                        .conns
+                        .get(id)
+                        .is_some_and(|c| c.serial == serial && c.phase == Phase::AwaitingHello)
+                    {
+                        let ms = self.config.server.handshake_timeout_ms;
+                        self.close(
+                            now,
+                            id,
+                            Code::HandshakeTimeout,
+                            &format!("no HELLO within {ms} ms"),
+                        );
+                    }
+                }
+                TimerKey::Idle(id, serial) => {
+                    let Some(conn) = self.conns.get(id) else {
+                        continue;
+                    };
+                    if conn.serial != serial || !matches!(conn.phase, Phase::Joined { .. }) {
+                        continue;
+                    }
+                    let due = conn.last_rx + self.config.idle_timeout();
+                    if due <= now {
+                        let ms = self.config.server.idle_timeout_ms;
+                        self.close(
+                            now,
+                            id,
+                            Code::IdleTimeout,
+                            &format!("nothing received for {ms} ms"),
+                        );
+                    } else {
+                        self.timers.schedule(due, TimerKey::Idle(id, serial));
+                    }
+                }
+                TimerKey::Linger(sid, epoch) => {
+                    if self
+                        .sessions
+                        .get(&sid)
+                        .is_some_and(|s| s.is_empty() && s.empty_epoch == epoch)
+                    {
+                        self.end_session(now, sid, Code::SessionEnded);
+                    }
+                }
+            }
+        }
+        self.after_input(now);
+    }
+
+    /// Stops the server: every connection gets CLOSE(SHUTTING_DOWN), every session ends, and new
+    /// connections are refused.
+    pub fn begin_shutdown(&mut self, now: Instant) {
+        self.shutting_down = true;
+        for id in self.conns.ids() {
+            self.close(now, id, Code::ShuttingDown, "server is shutting down");
+        }
+        let sids: Vec<SessionId> = self.sessions.keys().copied().collect();
+        for sid in sids {
+            self.end_session(now, sid, Code::ShuttingDown);
+        }
+    }
+
+    /// Work after any input: close connections whose output passed the cap.
+    pub(crate) fn after_input(&mut self, now: Instant) {
+        while let Some(id) = self.conns.pop_overflowed() {
+            self.stats.output_overflows += 1;
+            let max = self.config.limits.max_output_buffer_bytes;
+            self.close(
+                now,
+                id,
+                Code::OutputOverflow,
+                &format!("client read too slowly: over {max} bytes pending"),
+            );
+        }
+    }
+
+    // ----- outputs -----
+
+    /// The next thing the transport must do.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Server::handle_timeout`] must next be called.
+    pub fn next_timeout(&self) -> Option<Instant> {
+        self.timers.next_deadline()
+    }
+
+    /// Moves the ids of connections with pending output into `into`.
+    pub fn take_dirty(&mut self, into: &mut Vec<ConnId>) {
+        self.conns.take_dirty(into);
+    }
+
+    /// Bytes waiting to be written to a connection's TCP stream.
+    pub fn tcp_pending(&self, id: ConnId) -> &[u8] {
+        self.conns
+            .get(id)
+            .map(|c| c.tcp_out.pending())
+            .unwrap_or(&[])
+    }
+
+    /// The transport wrote `n` bytes of [`Server::tcp_pending`]. If some remain, the connection
+    /// stays listed for the next [`Server::take_dirty`].
+    pub fn tcp_written(&mut self, id: ConnId, n: usize) {
+        if let Some(conn) = self.conns.get_mut(id) {
+            conn.tcp_out.consume(n);
+            if conn.tcp_out.len() > 0 {
+                self.conns.requeue(id);
+            }
+        }
+    }
+
+    /// The UDP address and datagrams waiting for a connection, if any.
+    pub fn udp_pending(&self, id: ConnId) -> Option<(SocketAddr, impl Iterator<Item = &[u8]>)> {
+        let conn = self.conns.get(id)?;
+        if conn.udp_out.is_empty() {
+            return None;
+        }
+        Some((conn.udp_addr?, conn.udp_out.datagrams()))
+    }
+
+    /// The transport sent the first `count` datagrams of [`Server::udp_pending`]; or, with
+    /// `all_done`, gave up on the rest (unreliable traffic is not retried forever).
+    pub fn udp_sent(&mut self, id: ConnId, count: usize, all_done: bool) {
+        if let Some(conn) = self.conns.get_mut(id) {
+            conn.udp_out
+                .consume(if all_done { usize::MAX } else { count });
+            if !conn.udp_out.is_empty() {
+                self.conns.requeue(id);
+            }
+        }
+    }
+
+    /// Applies what session logic recorded in the outbox.
+    pub(crate) fn apply_outbox(&mut self, now: Instant) {
+        let mut commands = std::mem::take(&mut self.outbox.commands);
+        for command in commands.drain(..) {
+            self.apply_command(now, command);
+        }
+        self.outbox.commands = commands;
+    }
+}
+
+/// A secret for binding UDP to a connection, from the OS's random source.
+fn random_secret() -> u64 {
+    // getrandom only fails where the OS has no random source at all; refusing to run there is right.
+    getrandom::u64().expect("the OS random source is available")
+}

@@ -1,0 +1,72 @@
+//! Deadlines the core must act on, in one min-heap; stale entries are skipped when they fire.
+
+use super::ids::{ConnId, SessionId};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::time::Instant;
+
+/// What a deadline is for. Each carries what proves it is still current when it fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum TimerKey {
+    /// The connection (with this serial) must have sent HELLO by now.
+    Handshake(ConnId, u64),
+    /// Check whether the connection (with this serial) has been silent too long.
+    Idle(ConnId, u64),
+    /// End the session if it is still empty since the given empty epoch.
+    Linger(SessionId, u64),
+}
+
+/// A min-heap of deadlines. One live entry per connection or session at a time keeps it small:
+/// the idle check reschedules itself instead of being pushed on every message.
+#[derive(Debug, Default)]
+pub(crate) struct Timers {
+    heap: BinaryHeap<Reverse<(Instant, TimerKey)>>,
+}
+
+impl Timers {
+    /// Adds a deadline.
+    pub(crate) fn schedule(&mut self, at: Instant, key: TimerKey) {
+        self.heap.push(Reverse((at, key)));
+    }
+
+    /// The earliest deadline.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.heap.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// Removes and returns one deadline that is due at `now`.
+    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<TimerKey> {
+        match self.heap.peek() {
+            Some(Reverse((at, _))) if *at <= now => self.heap.pop().map(|Reverse((_, k))| k),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn deadlines_fire_in_order_and_only_when_due() {
+        let t0 = Instant::now();
+        let mut t = Timers::default();
+        t.schedule(t0 + Duration::from_secs(2), TimerKey::Idle(ConnId(1), 1));
+        t.schedule(
+            t0 + Duration::from_secs(1),
+            TimerKey::Handshake(ConnId(2), 2),
+        );
+        assert_eq!(t.next_deadline(), Some(t0 + Duration::from_secs(1)));
+        assert_eq!(t.pop_due(t0), None);
+        assert_eq!(
+            t.pop_due(t0 + Duration::from_secs(5)),
+            Some(TimerKey::Handshake(ConnId(2), 2))
+        );
+        assert_eq!(
+            t.pop_due(t0 + Duration::from_secs(5)),
+            Some(TimerKey::Idle(ConnId(1), 1))
+        );
+        assert_eq!(t.next_deadline(), None);
+    }
+}

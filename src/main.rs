@@ -1,0 +1,84 @@
+//! The `moonrt` binary: parse the CLI, set up logging, load config.toml, run the server.
+
+use clap::Parser;
+use moonrt::config::Config;
+use moonrt::core::NoScript;
+use moonrt::net::NetServer;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// A realtime multiplayer game server with Lua session logic.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    /// Path to the configuration file.
+    #[arg(short, long, default_value = "config.toml")]
+    config: PathBuf,
+    /// TCP listen address; overrides `server.listen`.
+    #[arg(short, long)]
+    listen: Option<SocketAddr>,
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            log::error!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    let text = std::fs::read_to_string(&cli.config)
+        .map_err(|e| format!("cannot read {}: {e}", cli.config.display()))?;
+    let mut config =
+        Config::from_toml(&text).map_err(|e| format!("{}: {e}", cli.config.display()))?;
+    if let Some(listen) = cli.listen {
+        config.server.listen = listen;
+    }
+    raise_open_file_limit(config.server.max_connections);
+    let mut server = NetServer::bind(config, NoScript).map_err(|e| format!("cannot start: {e}"))?;
+    server
+        .handle_signals()
+        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let stats = server
+        .run()
+        .map_err(|e| format!("event loop failed: {e}"))?;
+    log::info!(
+        "served {} connections, {} sessions, {} deliveries",
+        stats.connections_accepted,
+        stats.sessions_created,
+        stats.deliveries
+    );
+    Ok(())
+}
+
+/// Lifts the soft open-file limit toward the hard one so `max_connections` sockets can be held.
+fn raise_open_file_limit(max_connections: usize) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return;
+        }
+        let wanted = (max_connections as libc::rlim_t + 64).min(limit.rlim_max);
+        if wanted > limit.rlim_cur {
+            limit.rlim_cur = wanted;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+        if (limit.rlim_cur as usize) < max_connections + 64 {
+            log::warn!(
+                "open file limit {} is below server.max_connections {}; accepts will fail past it",
+                limit.rlim_cur,
+                max_connections
+            );
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! The mio shell around the sans-IO core: sockets, tokens, the loop, signals.
+//!
+//! One thread and one `mio::Poll` serve everything. Fixed tokens name the TCP listener, the UDP
+//! socket, the waker and the signal pipe; connection `ConnId(n)` is token `FIRST_CONN + n`.
+//!
+//! Files: `event_loop.rs` is one loop turn (poll, read, timers, flush, close); `tcp.rs` reads and
+//! writes connections; `udp.rs` receives and sends datagrams.
+
+mod event_loop;
+mod tcp;
+mod udp;
+
+use crate::config::Config;
+use crate::core::{ConnId, Hooks, Server, WallClock};
+use mio::net::{TcpListener, TcpStream, UdpSocket};
+use mio::{Interest, Poll, Token, Waker};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+const LISTENER: Token = Token(0);
+const UDP: Token = Token(1);
+const WAKER: Token = Token(2);
+const SIGNALS: Token = Token(3);
+const FIRST_CONN: usize = 16;
+
+/// A connection's socket, and when it started closing.
+struct NetConn {
+    stream: TcpStream,
+    closing_since: Option<Instant>,
+}
+
+/// Stops a running [`NetServer`] from another thread.
+#[derive(Clone)]
+pub struct ServerHandle {
+    stop: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+}
+
+impl ServerHandle {
+    /// Starts a graceful stop: clients get CLOSE(SHUTTING_DOWN), output is flushed, `run` returns.
+    pub fn shutdown(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Err(e) = self.waker.wake() {
+            log::error!("could not wake the event loop: {e}");
+        }
+    }
+}
+
+/// A bound server, ready to [`NetServer::run`].
+pub struct NetServer<H: Hooks> {
+    poll: Poll,
+    listener: Option<TcpListener>,
+    udp: Option<UdpSocket>,
+    waker: Arc<Waker>,
+    stop: Arc<AtomicBool>,
+    signals: Option<signal_hook_mio::v1_0::Signals>,
+    core: Server<H>,
+    conns: Vec<Option<NetConn>>,
+    tcp_addr: SocketAddr,
+    udp_addr: Option<SocketAddr>,
+    grace_ms: u64,
+}
+
+impl<H: Hooks> NetServer<H> {
+    /// Binds the TCP listener and (unless disabled) the UDP socket, on the same port by default.
+    pub fn bind(config: Config, hooks: H) -> io::Result<NetServer<H>> {
+        let poll = Poll::new()?;
+        let mut listener = TcpListener::bind(config.server.listen)?;
+        let tcp_addr = listener.local_addr()?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let (udp, udp_addr) = if config.server.udp_enabled {
+            let addr = config.udp_addr(tcp_addr);
+            let mut socket = UdpSocket::bind(addr).map_err(|e| {
+                io::Error::new(e.kind(), format!("binding UDP socket on {addr}: {e}"))
+            })?;
+            let bound = socket.local_addr()?;
+            poll.registry()
+                .register(&mut socket, UDP, Interest::READABLE | Interest::WRITABLE)?;
+            (Some(socket), Some(bound))
+        } else {
+            (None, None)
+        };
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let clock = WallClock {
+            at: Instant::now(),
+            unix_us: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_micros() as u64)
+                .unwrap_or(0),
+        };
+        let grace_ms = config.server.shutdown_grace_ms;
+        let udp_port = udp_addr.map(|a| a.port()).unwrap_or(0);
+        log::info!(
+            "listening tcp={tcp_addr} udp={}",
+            udp_addr.map_or("off".to_string(), |a| a.to_string())
+        );
+        Ok(NetServer {
+            poll,
+            listener: Some(listener),
+            udp,
+            waker,
+            stop: Arc::new(AtomicBool::new(false)),
+            signals: None,
+            core: Server::new(config, udp_port, hooks, clock),
+            conns: Vec::new(),
+            tcp_addr,
+            udp_addr,
+            grace_ms,
+        })
+    }
+
+    /// Stops gracefully on SIGINT or SIGTERM (for the binary; tests use [`NetServer::handle`]).
+    pub fn handle_signals(&mut self) -> io::Result<()> {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        let mut signals = signal_hook_mio::v1_0::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+        self.poll
+            .registry()
+            .register(&mut signals, SIGNALS, Interest::READABLE)?;
+        self.signals = Some(signals);
+        Ok(())
+    }
+
+    /// The TCP address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.tcp_addr
+    }
+
+    /// The UDP address actually bound, if UDP is on.
+    pub fn udp_addr(&self) -> Option<SocketAddr> {
+        self.udp_addr
+    }
+
+    /// A handle to stop the server from another thread.
+    pub fn handle(&self) -> ServerHandle {
+        ServerHandle {
+            stop: self.stop.clone(),
+            waker: self.waker.clone(),
+        }
+    }
+
+    /// The core, for inspection.
+    pub fn core(&self) -> &Server<H> {
+        &self.core
+    }
+
+    fn conn_mut(&mut self, id: ConnId) -> Option<&mut NetConn> {
+        self.conns.get_mut(id.0 as usize).and_then(Option::as_mut)
+    }
+}

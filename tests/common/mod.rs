@@ -1,0 +1,107 @@
+//! Shared helpers: a real server on 127.0.0.1:0 in a thread, stopped when dropped.
+#![allow(dead_code)]
+
+use moonrt::client::{Client, Connect, Event};
+use moonrt::config::Config;
+use moonrt::core::{Hooks, NoScript, Stats};
+use moonrt::net::{NetServer, ServerHandle};
+use std::net::SocketAddr;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// How long a test waits for anything that should arrive; never reached when things work.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+/// A running server.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub udp: Option<SocketAddr>,
+    handle: ServerHandle,
+    thread: Option<JoinHandle<Stats>>,
+}
+
+/// A config for tests: loopback, ephemeral port, sessions end when empty.
+pub fn config() -> Config {
+    let mut c = Config::default();
+    c.server.listen = "127.0.0.1:0".parse().unwrap();
+    c.sessions.empty_session_linger_ms = 0;
+    c
+}
+
+impl TestServer {
+    pub fn start(config: Config) -> TestServer {
+        TestServer::start_with(config, NoScript)
+    }
+
+    pub fn start_with<H: Hooks + Send + 'static>(config: Config, hooks: H) -> TestServer {
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let server = NetServer::bind(config, hooks).expect("bind on loopback");
+            tx.send((server.local_addr(), server.udp_addr(), server.handle()))
+                .unwrap();
+            server.run().expect("event loop")
+        });
+        let (addr, udp, handle) = rx.recv().expect("server started");
+        TestServer {
+            addr,
+            udp,
+            handle,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops gracefully and returns the server's final counters.
+    pub fn stop(mut self) -> Stats {
+        self.handle.shutdown();
+        self.thread.take().unwrap().join().expect("server thread")
+    }
+
+    pub fn connect(&self, room: &str, name: &str) -> Client {
+        Client::connect(self.addr, Connect::join_or_create(room).name(name)).expect("connect")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            self.handle.shutdown();
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Waits for the next delivery, skipping other events.
+pub fn next_delivery(client: &mut Client) -> moonrt::client::Delivery {
+    match client
+        .wait_for(WAIT, |e| matches!(e, Event::Delivery(_)))
+        .expect("a delivery")
+    {
+        Event::Delivery(d) => d,
+        _ => unreachable!(),
+    }
+}
+
+/// Waits for the connection to be closed; returns the close code.
+pub fn closed_code(client: &mut Client) -> u16 {
+    match client
+        .wait_for(WAIT, |e| matches!(e, Event::Closed { .. }))
+        .expect("a close")
+    {
+        Event::Closed { code, .. } => code,
+        _ => unreachable!(),
+    }
+}
+
+/// Asserts nothing but the listed kinds of event arrive for `wait`.
+pub fn assert_no_delivery(client: &mut Client, wait: Duration) {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match client.next_event(left).expect("connection stays open") {
+            None => return,
+            Some(Event::Delivery(d)) => panic!("unexpected delivery {d:?}"),
+            Some(_) => {}
+        }
+    }
+}
