@@ -49,7 +49,8 @@ fn message_to_all_others_reaches_both_other_players_byte_for_byte() {
     let mut b = server.connect("room", "b");
     let mut c = server.connect("room", "c");
     let payload: Vec<u8> = (0..=255).collect();
-    a.send(To::AllOthers, 42, Intent::Reliable, &payload).unwrap();
+    a.send(To::AllOthers, 42, Intent::Reliable, &payload)
+        .unwrap();
     for receiver in [&mut b, &mut c] {
         let d = next_delivery(receiver);
         assert_eq!((d.opcode, d.sender, d.seq), (42, 1, 1));
@@ -65,7 +66,8 @@ fn message_to_one_peer_reaches_only_that_peer() {
     let mut a = server.connect("room", "a");
     let mut b = server.connect("room", "b");
     let mut c = server.connect("room", "c");
-    a.send(To::Peers(vec![3]), 7, Intent::Reliable, b"psst").unwrap();
+    a.send(To::Peers(vec![3]), 7, Intent::Reliable, b"psst")
+        .unwrap();
     let d = next_delivery(&mut c);
     assert_eq!((d.sender, d.payload.as_slice()), (1, &b"psst"[..]));
     assert_no_delivery(&mut b, Duration::from_millis(100));
@@ -80,9 +82,10 @@ fn message_to_a_group_reaches_only_its_other_members() {
     a.join_group(10).unwrap();
     b.join_group(10).unwrap();
     let update = a
-        .wait_for(WAIT, |e| {
-            matches!(e, Event::GroupMembers { members, .. } if members.len() == 2)
-        })
+        .wait_for(
+            WAIT,
+            |e| matches!(e, Event::GroupMembers { members, .. } if members.len() == 2),
+        )
         .unwrap();
     assert_eq!(
         update,
@@ -127,7 +130,10 @@ fn message_to_the_server_reaches_session_logic_which_answers_as_peer_zero() {
     let mut b = server.connect("room", "b");
     a.send(To::Server, 11, Intent::Reliable, b"abc").unwrap();
     let d = next_delivery(&mut a);
-    assert_eq!((d.sender, d.opcode, d.payload.as_slice()), (0, 11, &b"cba"[..]));
+    assert_eq!(
+        (d.sender, d.opcode, d.payload.as_slice()),
+        (0, 11, &b"cba"[..])
+    );
     assert_no_delivery(&mut b, Duration::from_millis(100));
     let stats = server.stop();
     assert_eq!(stats.to_server, 1);
@@ -139,9 +145,11 @@ fn message_to_the_server_without_session_logic_is_counted_not_relayed() {
     let server = TestServer::start(config());
     let mut a = server.connect("room", "a");
     let mut b = server.connect("room", "b");
-    a.send(To::Peers(vec![0]), 11, Intent::Reliable, b"x").unwrap();
+    a.send(To::Peers(vec![0]), 11, Intent::Reliable, b"x")
+        .unwrap();
     a.ping().unwrap();
-    a.wait_for(WAIT, |e| matches!(e, Event::Pong { .. })).unwrap();
+    a.wait_for(WAIT, |e| matches!(e, Event::Pong { .. }))
+        .unwrap();
     assert_no_delivery(&mut b, Duration::from_millis(100));
     let stats = server.stop();
     assert_eq!(stats.to_server_unhandled, 1);
@@ -152,11 +160,17 @@ fn ping_reports_round_trip_and_a_small_clock_offset_on_one_machine() {
     let server = TestServer::start(config());
     let mut a = server.connect("room", "a");
     a.ping().unwrap();
-    match a.wait_for(WAIT, |e| matches!(e, Event::Pong { .. })).unwrap() {
+    match a
+        .wait_for(WAIT, |e| matches!(e, Event::Pong { .. }))
+        .unwrap()
+    {
         Event::Pong { rtt, offset_us } => {
             assert!(rtt < WAIT);
             // Same clock on both ends: the offset is within the round trip (plus rounding).
-            assert!(offset_us.unsigned_abs() <= rtt.as_micros() as u64 + 1_000, "{offset_us}");
+            assert!(
+                offset_us.unsigned_abs() <= rtt.as_micros() as u64 + 1_000,
+                "{offset_us}"
+            );
         }
         _ => unreachable!(),
     }
@@ -174,7 +188,8 @@ fn sessions_by_name_and_id_keep_players_apart() {
     )
     .unwrap();
     assert_eq!(b.session_name(), "red");
-    a.send(To::AllOthers, 1, Intent::Reliable, b"red only").unwrap();
+    a.send(To::AllOthers, 1, Intent::Reliable, b"red only")
+        .unwrap();
     assert_eq!(next_delivery(&mut b).payload, b"red only");
     assert_no_delivery(&mut other, Duration::from_millis(100));
 }

@@ -496,11 +496,19 @@ impl Client {
             }
             self.keepalive_tick()?;
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            // A zero timeout still reads what has already arrived; a long one wakes to ping.
+            let wait = if self.keepalive {
+                let next_ping = (self.last_tx + self.idle_timeout / 3)
+                    .saturating_duration_since(Instant::now());
+                left.min(next_ping + Duration::from_millis(1))
+            } else {
+                left
+            };
+            self.wait(wait)?;
+            self.pump()?;
+            if self.queue.is_empty() && !self.closed && Instant::now() >= deadline {
                 return Ok(None);
             }
-            self.wait(left)?;
-            self.pump()?;
         }
     }
 
