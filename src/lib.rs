@@ -7,15 +7,20 @@
 //! # Layout
 //!
 //! - [`config`]: `config.toml` structs, defaults and validation (no IO).
-//! - [`core`]: the sans-IO server. [`core::codec`] is the wire format; `core::server` handles
-//!   connections, handshakes, sessions and timers; `core::router` routes DATA, groups and pings;
-//!   `core::udp` authenticates datagrams; `core::conn` and `core::outbuf` hold per-connection
-//!   output (one stream buffer and one packed datagram queue each); [`core::hooks`] is the seam
-//!   where session logic sees packets before they are routed.
+//! - [`core`]: the sans-IO server; no sockets, no clock reads.
+//!   - [`core::codec`]: wire protocol v1, every message both ways; [`core::codes`]: reason codes.
+//!   - `core::server`: connections, handshakes, sessions, timers, closing (the `handle_*` inputs
+//!     and the pending-output getters); `core::router`: DATA routing, groups, pings,
+//!     server-originated sends; `core::udp`: datagram authentication and binding.
+//!   - `core::conn`: per-connection state and the delivery hot path; `core::outbuf`: the TCP
+//!     stream buffer and the packed UDP datagram queue; `core::session`: members and groups;
+//!     `core::timer`: the deadline heap; [`core::ids`], [`core::stats`].
+//!   - [`core::hooks`]: the seam where session logic sees packets before they are routed.
 //! - [`net`]: the mio shell: one thread, one poll, TCP listener, UDP socket, waker and signals;
 //!   reads until `WouldBlock`, feeds the core, and flushes each connection once per loop turn.
 //! - [`client`]: a small Rust client used by tests, examples and the load generator.
 //! - `main.rs`: the `moonrt` binary (CLI, logging, config loading).
+//! - `examples/loopback_relay.rs`: quick loopback throughput and idle-memory figures.
 
 pub mod client;
 pub mod config;
