@@ -4,32 +4,8 @@
 mod common;
 
 use common::*;
-use moonrt::core::codec::{Data, Intent};
-use moonrt::core::{Command, Hooks, Outbox, PeerId, SendTarget, SessionId};
 use std::process::Command as Process;
 use std::time::{Duration, Instant};
-
-/// Answers messages to the server with the payload reversed, as doc_client.py expects.
-struct Reverser;
-
-impl Hooks for Reverser {
-    fn on_server_message(
-        &mut self,
-        session: SessionId,
-        sender: PeerId,
-        data: &Data<'_>,
-        out: &mut Outbox,
-    ) -> bool {
-        out.push(Command::Send {
-            session,
-            to: SendTarget::Peers(vec![sender.0]),
-            opcode: data.opcode,
-            intent: Intent::Reliable,
-            payload: data.payload.iter().rev().copied().collect(),
-        });
-        true
-    }
-}
 
 #[test]
 fn a_python_client_written_from_protocol_md_completes_a_session() {

@@ -5,8 +5,8 @@ mod common;
 
 use common::*;
 use moonrt::client::{Event, To};
-use moonrt::core::codec::{Data, Intent};
-use moonrt::core::{Code, Command, Hooks, Outbox, PeerId, SendTarget, SessionId};
+use moonrt::core::Code;
+use moonrt::core::codec::Intent;
 use std::time::Duration;
 
 #[test]
@@ -97,30 +97,6 @@ fn message_to_a_group_reaches_only_its_other_members() {
     a.send(To::Group(10), 5, Intent::Reliable, b"team").unwrap();
     assert_eq!(next_delivery(&mut b).payload, b"team");
     assert_no_delivery(&mut c, Duration::from_millis(100));
-}
-
-/// Session logic that answers every message to the server with its payload reversed.
-struct Reverser;
-
-impl Hooks for Reverser {
-    fn on_server_message(
-        &mut self,
-        session: SessionId,
-        sender: PeerId,
-        data: &Data<'_>,
-        out: &mut Outbox,
-    ) -> bool {
-        let mut payload = data.payload.to_vec();
-        payload.reverse();
-        out.push(Command::Send {
-            session,
-            to: SendTarget::Peers(vec![sender.0]),
-            opcode: data.opcode,
-            intent: Intent::Reliable,
-            payload,
-        });
-        true
-    }
 }
 
 #[test]

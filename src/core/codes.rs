@@ -31,6 +31,8 @@ pub enum Code {
     SessionNotFound = 13,
     /// A session with the requested name already exists (create mode only).
     SessionNameTaken = 14,
+    /// Session logic refused the player (the message is the script's reason).
+    RejectedByScript = 15,
     /// The access token did not match `server.access_token`.
     InvalidToken = 16,
     /// Nothing was received from the client for `server.idle_timeout_ms`.
@@ -51,6 +53,8 @@ pub enum Code {
     Replaced = 27,
     /// The client sent more than `limits.max_messages_per_sec` messages over TCP.
     RateLimited = 28,
+    /// The session's script failed (over its instruction budget or memory cap); the session ended.
+    ScriptFailed = 29,
     /// Non-fatal: a DATA message had opcode 0, which is reserved; the message was dropped.
     InvalidOpcode = 30,
     /// Non-fatal: a DATA message named a peer id that is not in the session; others still got it.
@@ -61,7 +65,7 @@ pub enum Code {
 
 impl Code {
     /// Every code, for documentation tests and clients that print tables.
-    pub const ALL: [Code; 25] = [
+    pub const ALL: [Code; 27] = [
         Code::Malformed,
         Code::FrameTooLarge,
         Code::UnknownMessageType,
@@ -74,6 +78,7 @@ impl Code {
         Code::SessionFull,
         Code::SessionNotFound,
         Code::SessionNameTaken,
+        Code::RejectedByScript,
         Code::InvalidToken,
         Code::IdleTimeout,
         Code::OutputOverflow,
@@ -84,6 +89,7 @@ impl Code {
         Code::ConnectionLost,
         Code::Replaced,
         Code::RateLimited,
+        Code::ScriptFailed,
         Code::InvalidOpcode,
         Code::UnknownPeer,
         Code::InvalidGroup,

@@ -1,40 +1,53 @@
-//! The seam where session logic (the Lua layer) sees packets before they are routed.
+//! The seam where session logic (the Lua layer) takes part in a session.
 //!
-//! The core calls a [`Hooks`] implementation at fixed points and never lets it touch core state
-//! directly: what the logic wants done (send a message, ...) goes into an [`Outbox`], which the
-//! core applies after the call returns. So a hook cannot re-enter the core or leave it half-updated.
+//! The core calls a [`Hooks`] implementation at fixed points: a session starts or ends, a player
+//! asks to connect, joins, leaves or binds UDP, a group changes, a packet arrives, a timer fires.
+//! Logic never touches core state directly: what it wants done (send, kick, end the session, edit
+//! a group, arm a timer) goes into the [`Outbox`] in its [`Ctx`], and the core applies it after the
+//! call returns. So a hook cannot re-enter the core or leave it half-updated.
 //! [`NoScript`] is the plain relay: every packet forwarded, messages to the server counted only.
 
 use super::codec::{Data, Intent};
+use super::codes::Code;
 use super::ids::{PeerId, SessionId};
+use std::time::Instant;
 
 /// What to do with a packet offered to [`Hooks::on_packet`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     /// Route it as the sender asked.
     Forward,
     /// Drop it silently.
     Drop,
+    /// Route it with a new payload and/or new receivers.
+    Rewrite {
+        /// Replacement payload, if changed.
+        payload: Option<Vec<u8>>,
+        /// Replacement receivers, if changed ([`SendTarget::All`] still skips the sender).
+        to: Option<SendTarget>,
+    },
 }
 
-/// Receivers of a server-originated message.
+/// Receivers of a message sent or retargeted by session logic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendTarget {
-    /// Every player in the session.
+    /// Every player in the session (for a player's packet: every other player).
     All,
-    /// These peers.
+    /// These peers (0 = the server, for a player's packet).
     Peers(Vec<u16>),
-    /// Every member of this group.
+    /// Every member of this group (for a player's packet: except the sender).
     Group(u16),
 }
 
 /// Something session logic asked the core to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    /// Send a message from the server (peer 0).
+    /// Send a message from the server (peer 0) or on behalf of a player.
     Send {
         /// Session to send in.
         session: SessionId,
+        /// Sender shown to receivers: 0 for the server, or a player's peer id.
+        from: PeerId,
         /// Receivers.
         to: SendTarget,
         /// Opcode (non-zero).
@@ -43,6 +56,51 @@ pub enum Command {
         intent: Intent,
         /// Payload.
         payload: Vec<u8>,
+    },
+    /// Remove a player: it gets CLOSE with code 24 and this reason.
+    Kick {
+        /// Session.
+        session: SessionId,
+        /// Player.
+        peer: PeerId,
+        /// Shown to the player.
+        reason: String,
+    },
+    /// End the session: every player gets CLOSE with `code` and this reason.
+    EndSession {
+        /// Session.
+        session: SessionId,
+        /// Code sent to the players (23 when a script ends it, 29 when the script failed).
+        code: Code,
+        /// Shown to the players.
+        reason: String,
+    },
+    /// Put a player in a group.
+    GroupAdd {
+        /// Session.
+        session: SessionId,
+        /// Group (not 0).
+        group: u16,
+        /// Player.
+        peer: PeerId,
+    },
+    /// Take a player out of a group.
+    GroupRemove {
+        /// Session.
+        session: SessionId,
+        /// Group.
+        group: u16,
+        /// Player.
+        peer: PeerId,
+    },
+    /// Call [`Hooks::on_timer`] with `timer` at `at`.
+    SetTimer {
+        /// Session.
+        session: SessionId,
+        /// Logic's own timer id.
+        timer: u64,
+        /// When.
+        at: Instant,
     },
 }
 
@@ -59,23 +117,75 @@ impl Outbox {
     }
 }
 
+/// What every hook call is given: which session, the time, and where to put commands.
+pub struct Ctx<'a> {
+    /// The session the call is about.
+    pub session: SessionId,
+    /// The core's `now`.
+    pub now: Instant,
+    /// Server wall clock at `now`, microseconds since the Unix epoch.
+    pub wall_us: u64,
+    /// Where commands go.
+    pub out: &'a mut Outbox,
+}
+
+/// A player as session logic sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct PlayerInfo<'a> {
+    /// Peer id in the session.
+    pub peer: PeerId,
+    /// The game's id for the player.
+    pub player_id: &'a str,
+    /// Display name.
+    pub name: &'a str,
+}
+
 /// Session logic called by the core. Every method has a do-nothing default.
 pub trait Hooks {
+    /// A session was created (before its first player joins). An error refuses the player that
+    /// created it (REJECT code 15) and removes the session.
+    fn session_started(&mut self, _ctx: &mut Ctx<'_>, _name: &str) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// A session ended; its logic's state can go.
+    fn session_ended(&mut self, _ctx: &mut Ctx<'_>) {}
+
+    /// A player asks to join (`payload` is the HELLO's connect payload). An error refuses it with
+    /// REJECT code 15 and the error as message.
+    fn player_connecting(
+        &mut self,
+        _ctx: &mut Ctx<'_>,
+        _player: PlayerInfo<'_>,
+        _payload: &[u8],
+    ) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// A player joined (after WELCOME and PLAYER_JOINED went out).
+    fn player_joined(&mut self, _ctx: &mut Ctx<'_>, _player: PlayerInfo<'_>) {}
+
+    /// A player left, with the reason its peers were told.
+    fn player_left(&mut self, _ctx: &mut Ctx<'_>, _peer: PeerId, _reason: Code) {}
+
+    /// A player's UDP channel was bound (the only network change v1 reports).
+    fn udp_bound(&mut self, _ctx: &mut Ctx<'_>, _peer: PeerId) {}
+
+    /// A group's membership changed; `members` is the new list.
+    fn group_changed(&mut self, _ctx: &mut Ctx<'_>, _group: u16, _members: &[PeerId]) {}
+
     /// Offered every DATA message from a player before it is routed.
-    fn on_packet(&mut self, _session: SessionId, _sender: PeerId, _data: &Data<'_>) -> Verdict {
+    fn on_packet(&mut self, _ctx: &mut Ctx<'_>, _sender: PeerId, _data: &Data<'_>) -> Verdict {
         Verdict::Forward
     }
 
     /// A DATA message addressed to the server (peer 0). Returns whether anything handled it.
-    fn on_server_message(
-        &mut self,
-        _session: SessionId,
-        _sender: PeerId,
-        _data: &Data<'_>,
-        _out: &mut Outbox,
-    ) -> bool {
+    fn on_server_message(&mut self, _ctx: &mut Ctx<'_>, _sender: PeerId, _data: &Data<'_>) -> bool {
         false
     }
+
+    /// A timer armed with [`Command::SetTimer`] is due.
+    fn on_timer(&mut self, _ctx: &mut Ctx<'_>, _timer: u64) {}
 }
 
 /// No session logic: a plain relay.

@@ -6,6 +6,7 @@
 
 pub mod codec;
 pub mod codes;
+mod commands;
 mod conn;
 pub mod hooks;
 pub mod ids;
@@ -21,7 +22,7 @@ mod udp;
 mod tests;
 
 pub use codes::Code;
-pub use hooks::{Command, Hooks, NoScript, Outbox, SendTarget, Verdict};
+pub use hooks::{Command, Ctx, Hooks, NoScript, Outbox, PlayerInfo, SendTarget, Verdict};
 pub use ids::{ConnId, GroupId, PeerId, SessionId};
 pub use server::{Event, Server, WallClock};
 pub use stats::Stats;

@@ -1,9 +1,9 @@
-//! Routing: DATA to its receivers, groups, pings, and messages the server sends itself.
+//! Routing: DATA to its receivers (after session logic has seen it), groups, pings.
 
-use super::codec::{self, Data, Intent, PeerList, ServerMsg, Target};
+use super::codec::{self, Data, PeerList, ServerMsg, Target};
 use super::codes::Code;
 use super::conn::Delivered;
-use super::hooks::{Command, Hooks, SendTarget, Verdict};
+use super::hooks::{Hooks, SendTarget, Verdict};
 use super::ids::{ConnId, PeerId, SessionId};
 use super::server::{Server, Via};
 use std::time::Instant;
@@ -34,9 +34,41 @@ impl<H: Hooks> Server<H> {
         let seq = conn.next_seq;
         conn.next_seq = conn.next_seq.wrapping_add(1);
         // The seam for session logic: it sees the packet before anyone else does.
-        if self.hooks.on_packet(sid, sender, data) == Verdict::Drop {
-            return;
+        match self.call_hook(now, sid, |h, ctx| h.on_packet(ctx, sender, data)) {
+            Verdict::Forward => self.route(now, Some(from), sid, sender, seq, data),
+            Verdict::Drop => {}
+            Verdict::Rewrite { payload, to } => {
+                let wire;
+                let target = match &to {
+                    None => data.target,
+                    Some(SendTarget::All) => Target::AllOthers,
+                    Some(SendTarget::Group(g)) => Target::Group(*g),
+                    Some(SendTarget::Peers(peers)) => {
+                        wire = codec::encode_peer_list(peers);
+                        Target::Peers(PeerList::from_wire(&wire))
+                    }
+                };
+                let rewritten = Data {
+                    target,
+                    payload: payload.as_deref().unwrap_or(data.payload),
+                    ..*data
+                };
+                self.route(now, Some(from), sid, sender, seq, &rewritten);
+            }
         }
+    }
+
+    /// Delivers `data` from `sender` to its target. `from` is the sender's connection when a
+    /// player sent it (it gets ERROR for unknown peers); `None` for server-originated messages.
+    pub(crate) fn route(
+        &mut self,
+        now: Instant,
+        from: Option<ConnId>,
+        sid: SessionId,
+        sender: PeerId,
+        seq: u32,
+        data: &Data<'_>,
+    ) {
         let Some(session) = self.sessions.get(&sid) else {
             return;
         };
@@ -85,17 +117,13 @@ impl<H: Hooks> Server<H> {
         }
         self.stats.deliveries += delivered;
         self.stats.deliveries_dropped += dropped;
-        if to_server {
+        if to_server && sender != PeerId::SERVER {
             self.stats.to_server += 1;
-            if !self
-                .hooks
-                .on_server_message(sid, sender, data, &mut self.outbox)
-            {
+            if !self.call_hook(now, sid, |h, ctx| h.on_server_message(ctx, sender, data)) {
                 self.stats.to_server_unhandled += 1;
             }
-            self.apply_outbox(now);
         }
-        if let Some(p) = unknown {
+        if let (Some(p), Some(from)) = (unknown, from) {
             self.send_error(
                 from,
                 Code::UnknownPeer,
@@ -113,7 +141,14 @@ impl<H: Hooks> Server<H> {
         self.conns.send_tcp(id, |buf| msg.encode(buf));
     }
 
-    pub(crate) fn group_join(&mut self, id: ConnId, sid: SessionId, peer: PeerId, g: u16) {
+    pub(crate) fn group_join(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        sid: SessionId,
+        peer: PeerId,
+        g: u16,
+    ) {
         if g == 0 {
             self.send_error(id, Code::InvalidGroup, "group 0 is reserved");
             return;
@@ -122,13 +157,20 @@ impl<H: Hooks> Server<H> {
             return;
         };
         if session.join_group(g, peer, id) {
-            self.send_group_members(sid, g, None);
+            self.group_changed(now, sid, g, None);
         } else {
             self.group_query(id, sid, g);
         }
     }
 
-    pub(crate) fn group_leave(&mut self, id: ConnId, sid: SessionId, peer: PeerId, g: u16) {
+    pub(crate) fn group_leave(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        sid: SessionId,
+        peer: PeerId,
+        g: u16,
+    ) {
         if g == 0 {
             self.send_error(id, Code::InvalidGroup, "group 0 is reserved");
             return;
@@ -136,9 +178,12 @@ impl<H: Hooks> Server<H> {
         let Some(session) = self.sessions.get_mut(&sid) else {
             return;
         };
-        session.leave_group(g, peer);
-        // The remaining members and the leaver all learn the new membership.
-        self.send_group_members(sid, g, Some(id));
+        if session.leave_group(g, peer) {
+            // The remaining members and the leaver all learn the new membership.
+            self.group_changed(now, sid, g, Some(id));
+        } else {
+            self.group_query(id, sid, g);
+        }
     }
 
     pub(crate) fn group_query(&mut self, id: ConnId, sid: SessionId, g: u16) {
@@ -153,8 +198,15 @@ impl<H: Hooks> Server<H> {
         self.conns.send_tcp(id, |buf| msg.encode(buf));
     }
 
-    /// Sends a group's membership to its members, and to `also` if given.
-    pub(crate) fn send_group_members(&mut self, sid: SessionId, g: u16, also: Option<ConnId>) {
+    /// A group's membership changed: its members (and `also`, if given) get GROUP_MEMBERS, and
+    /// session logic is told.
+    pub(crate) fn group_changed(
+        &mut self,
+        now: Instant,
+        sid: SessionId,
+        g: u16,
+        also: Option<ConnId>,
+    ) {
         let Some(session) = self.sessions.get(&sid) else {
             return;
         };
@@ -172,6 +224,8 @@ impl<H: Hooks> Server<H> {
         {
             self.conns.send_tcp(conn, |buf| msg.encode(buf));
         }
+        let peers: Vec<PeerId> = members.iter().map(|&(p, _)| p).collect();
+        self.call_hook(now, sid, |h, ctx| h.group_changed(ctx, g, &peers));
     }
 
     /// Answers a PING on the transport it came by.
@@ -183,51 +237,6 @@ impl<H: Hooks> Server<H> {
         match via {
             Via::Tcp => self.conns.send_tcp(id, |buf| msg.encode(buf)),
             Via::Udp(_) => self.conns.send_udp(id, |buf| msg.encode(buf)),
-        }
-    }
-
-    /// Carries out one command recorded by session logic.
-    pub(crate) fn apply_command(&mut self, _now: Instant, command: Command) {
-        match command {
-            Command::Send {
-                session: sid,
-                to,
-                opcode,
-                intent,
-                payload,
-            } => self.send_from_server(sid, &to, opcode, intent, &payload),
-        }
-    }
-
-    /// Delivers a message from the server (sender peer 0) inside a session.
-    pub(crate) fn send_from_server(
-        &mut self,
-        sid: SessionId,
-        to: &SendTarget,
-        opcode: u32,
-        intent: Intent,
-        payload: &[u8],
-    ) {
-        let Some(session) = self.sessions.get_mut(&sid) else {
-            return;
-        };
-        let seq = session.server_seq;
-        session.server_seq = session.server_seq.wrapping_add(1);
-        let header = codec::delivery_header(intent, opcode, PeerId::SERVER.0, seq, payload.len());
-        let receivers: Vec<ConnId> = match to {
-            SendTarget::All => session.members().iter().map(|m| m.conn).collect(),
-            SendTarget::Peers(peers) => peers
-                .iter()
-                .filter_map(|&p| session.conn_of(PeerId(p)))
-                .collect(),
-            SendTarget::Group(g) => session.group(*g).iter().map(|&(_, c)| c).collect(),
-        };
-        for conn in receivers {
-            if let Delivered::Tcp | Delivered::Udp =
-                self.conns.deliver(conn, &header, payload, intent)
-            {
-                self.stats.deliveries += 1;
-            }
         }
     }
 }

@@ -15,7 +15,7 @@ use super::codec::{
 };
 use super::codes::Code;
 use super::conn::{ConnTable, Phase};
-use super::hooks::{Hooks, Outbox};
+use super::hooks::{Ctx, Hooks, Outbox, PlayerInfo};
 use super::ids::{ConnId, PeerId, SessionId};
 use super::session::Session;
 use super::stats::Stats;
@@ -284,8 +284,8 @@ impl<H: Hooks> Server<H> {
                 }
                 self.route_data(now, id, session, peer, &data);
             }
-            ClientMsg::GroupJoin(g) => self.group_join(id, session, peer, g),
-            ClientMsg::GroupLeave(g) => self.group_leave(id, session, peer, g),
+            ClientMsg::GroupJoin(g) => self.group_join(now, id, session, peer, g),
+            ClientMsg::GroupLeave(g) => self.group_leave(now, id, session, peer, g),
             ClientMsg::GroupQuery(g) => self.group_query(id, session, g),
             ClientMsg::Ping { client_time } => self.pong(now, id, client_time, via),
             ClientMsg::Leave => self.close(now, id, Code::ClientLeft, "left"),
@@ -343,6 +343,7 @@ impl<H: Hooks> Server<H> {
                 ));
             }
         }
+        let mut created = false;
         let sid = match hello.mode {
             JoinMode::JoinId(sid) => {
                 let sid = SessionId(sid);
@@ -361,7 +362,8 @@ impl<H: Hooks> Server<H> {
                         format!("a session named {name:?} exists"),
                     ));
                 }
-                self.create_session(name)?
+                created = true;
+                self.create_session(now, name)?
             }
             JoinMode::JoinOrCreate(name) => {
                 if name.is_empty() {
@@ -369,7 +371,10 @@ impl<H: Hooks> Server<H> {
                 }
                 match self.session_names.get(name) {
                     Some(&sid) => sid,
-                    None => self.create_session(name)?,
+                    None => {
+                        created = true;
+                        self.create_session(now, name)?
+                    }
                 }
             }
         };
@@ -380,20 +385,38 @@ impl<H: Hooks> Server<H> {
         {
             self.close(now, old, Code::Replaced, "the same player connected again");
         }
-        let session = self
-            .sessions
-            .get_mut(&sid)
-            .expect("session was found or created above and nothing ended it since");
+        let refuse = |server: &mut Self, code: Code, why: String| {
+            // A session made for this player and left empty by its refusal ends with it.
+            if created && server.sessions.get(&sid).is_some_and(Session::is_empty) {
+                server.end_session(now, sid, Code::SessionEnded);
+            }
+            Err((code, why))
+        };
+        let Some(session) = self.sessions.get_mut(&sid) else {
+            return Err((Code::SessionEnded, "the session ended".into()));
+        };
         let max_players = self.config.sessions.max_players;
         if session.len() >= max_players {
             let why = format!("session {} is full ({max_players} players)", sid.0);
-            if session.is_empty() {
-                // Only reachable if a just-created session cannot take anyone; keep it tidy.
-                self.end_session(now, sid, Code::SessionEnded);
-            }
-            return Err((Code::SessionFull, why));
+            return refuse(self, Code::SessionFull, why);
         }
+        // The peer id is taken now so the connect check sees it; a refusal gives the slot back.
         let peer = session.add_member(id, hello.player_id, hello.player_name);
+        let info = PlayerInfo {
+            peer,
+            player_id: hello.player_id,
+            name: hello.player_name,
+        };
+        let verdict = self.call_hook(now, sid, |h, ctx| {
+            h.player_connecting(ctx, info, hello.payload)
+        });
+        let Some(session) = self.sessions.get_mut(&sid) else {
+            return Err((Code::SessionEnded, "the session ended".into()));
+        };
+        if let Err(why) = verdict {
+            session.remove_member(peer);
+            return refuse(self, Code::RejectedByScript, why);
+        }
         let conn = self
             .conns
             .get_mut(id)
@@ -448,10 +471,11 @@ impl<H: Hooks> Server<H> {
         );
         self.timers
             .schedule(now + self.config.idle_timeout(), TimerKey::Idle(id, serial));
+        self.call_hook(now, sid, |h, ctx| h.player_joined(ctx, info));
         Ok(())
     }
 
-    fn create_session(&mut self, name: &str) -> Result<SessionId, (Code, String)> {
+    fn create_session(&mut self, now: Instant, name: &str) -> Result<SessionId, (Code, String)> {
         let max = self.config.server.max_sessions;
         if self.sessions.len() >= max {
             return Err((
@@ -471,17 +495,38 @@ impl<H: Hooks> Server<H> {
         } else {
             log::info!("{sid}: created as {name:?}");
         }
+        if let Err(why) = self.call_hook(now, sid, |h, ctx| h.session_started(ctx, name)) {
+            log::warn!("{sid}: session logic failed to start: {why}");
+            self.end_session(now, sid, Code::ScriptFailed);
+            return Err((Code::RejectedByScript, why));
+        }
+        if !self.sessions.contains_key(&sid) {
+            return Err((Code::SessionEnded, "the session ended as it started".into()));
+        }
         Ok(sid)
     }
 
     /// Ends a session: every member is closed with `code`.
     pub(crate) fn end_session(&mut self, now: Instant, sid: SessionId, code: Code) {
-        let Some(session) = self.sessions.get(&sid) else {
+        self.end_session_with(now, sid, code, "the session ended");
+    }
+
+    /// Ends a session with a reason its players are shown.
+    pub(crate) fn end_session_with(
+        &mut self,
+        now: Instant,
+        sid: SessionId,
+        code: Code,
+        reason: &str,
+    ) {
+        let Some(session) = self.sessions.get_mut(&sid) else {
             return;
         };
+        // Its players' departures must not start a linger or end it a second time.
+        session.ending = true;
         let conns: Vec<ConnId> = session.members().iter().map(|m| m.conn).collect();
         for conn in conns {
-            self.close(now, conn, code, "the session ended");
+            self.close(now, conn, code, reason);
         }
         if let Some(session) = self.sessions.remove(&sid) {
             if !session.name.is_empty() {
@@ -489,6 +534,7 @@ impl<H: Hooks> Server<H> {
             }
             self.stats.sessions_ended += 1;
             log::info!("{sid}: ended");
+            self.call_hook(now, sid, |h, ctx| h.session_ended(ctx));
         }
     }
 
@@ -539,13 +585,14 @@ impl<H: Hooks> Server<H> {
                 self.conns.send_tcp(m.conn, |buf| left.encode(buf));
             }
             for g in groups {
-                self.send_group_members(sid, g, None);
+                self.group_changed(now, sid, g, None);
             }
         }
+        self.call_hook(now, sid, |h, ctx| h.player_left(ctx, peer, reason));
         let Some(session) = self.sessions.get_mut(&sid) else {
             return;
         };
-        if session.is_empty() {
+        if session.is_empty() && !session.ending {
             session.empty_epoch += 1;
             let linger = self.config.empty_session_linger();
             if linger.is_zero() || self.shutting_down {
@@ -611,6 +658,11 @@ impl<H: Hooks> Server<H> {
                         );
                     } else {
                         self.timers.schedule(due, TimerKey::Idle(id, serial));
+                    }
+                }
+                TimerKey::Script(sid, timer) => {
+                    if self.sessions.contains_key(&sid) {
+                        self.call_hook(now, sid, |h, ctx| h.on_timer(ctx, timer));
                     }
                 }
                 TimerKey::Linger(sid, epoch) => {
@@ -711,13 +763,38 @@ impl<H: Hooks> Server<H> {
         }
     }
 
-    /// Applies what session logic recorded in the outbox.
-    pub(crate) fn apply_outbox(&mut self, now: Instant) {
-        let mut commands = std::mem::take(&mut self.outbox.commands);
-        for command in commands.drain(..) {
-            self.apply_command(now, command);
+    /// Calls session logic for `sid`, then applies what it asked for.
+    pub(crate) fn call_hook<R>(
+        &mut self,
+        now: Instant,
+        sid: SessionId,
+        f: impl FnOnce(&mut H, &mut Ctx<'_>) -> R,
+    ) -> R {
+        let mut ctx = Ctx {
+            session: sid,
+            now,
+            wall_us: self.clock.wall_us(now),
+            out: &mut self.outbox,
+        };
+        let result = f(&mut self.hooks, &mut ctx);
+        self.apply_outbox(now);
+        result
+    }
+
+    /// Applies what session logic recorded in the outbox, including anything the commands' own
+    /// hook calls record.
+    fn apply_outbox(&mut self, now: Instant) {
+        while !self.outbox.commands.is_empty() {
+            let batch = std::mem::take(&mut self.outbox.commands);
+            for command in batch {
+                self.apply_command(now, command);
+            }
         }
-        self.outbox.commands = commands;
+    }
+
+    /// Schedules a timer armed by session logic.
+    pub(crate) fn schedule_script_timer(&mut self, sid: SessionId, timer: u64, at: Instant) {
+        self.timers.schedule(at, TimerKey::Script(sid, timer));
     }
 }
 

@@ -31,6 +31,8 @@ pub(crate) struct Session {
     pub empty_epoch: u64,
     /// Sequence number for the next server-originated message.
     pub server_seq: u32,
+    /// Set while the session is being ended.
+    pub ending: bool,
 }
 
 impl Session {
@@ -42,6 +44,7 @@ impl Session {
             next_peer: 1,
             empty_epoch: 0,
             server_seq: 1,
+            ending: false,
         }
     }
 

@@ -674,23 +674,21 @@ fn shutdown_tells_every_player_and_ends_every_session() {
 struct Echo;
 
 impl Hooks for Echo {
-    fn on_packet(&mut self, _: SessionId, _: PeerId, data: &Data<'_>) -> Verdict {
-        if data.opcode == 13 {
-            Verdict::Drop
-        } else {
-            Verdict::Forward
+    fn on_packet(&mut self, _: &mut Ctx<'_>, _: PeerId, data: &Data<'_>) -> Verdict {
+        match data.opcode {
+            13 => Verdict::Drop,
+            14 => Verdict::Rewrite {
+                payload: Some(b"rewritten".to_vec()),
+                to: Some(SendTarget::Peers(vec![3])),
+            },
+            _ => Verdict::Forward,
         }
     }
 
-    fn on_server_message(
-        &mut self,
-        session: SessionId,
-        sender: PeerId,
-        data: &Data<'_>,
-        out: &mut Outbox,
-    ) -> bool {
-        out.push(Command::Send {
-            session,
+    fn on_server_message(&mut self, ctx: &mut Ctx<'_>, sender: PeerId, data: &Data<'_>) -> bool {
+        ctx.out.push(Command::Send {
+            session: ctx.session,
+            from: PeerId::SERVER,
             to: SendTarget::Peers(vec![sender.0]),
             opcode: data.opcode + 1000,
             intent: Intent::Reliable,
@@ -720,4 +718,19 @@ fn hooks_see_packets_first_and_can_answer_from_peer_zero() {
         }]
     );
     assert!(s.recv(b).is_empty(), "only the sender was answered");
+    let c = s.join("r", "c");
+    s.recv(a);
+    s.recv(b);
+    s.recv(c);
+    s.data(a, Intent::Reliable, 14, Target::AllOthers, b"original");
+    assert!(s.recv(b).is_empty(), "retargeted away from b");
+    assert_eq!(
+        s.recv(c),
+        vec![Got::Delivery {
+            opcode: 14,
+            sender: 1,
+            seq: 3,
+            payload: b"rewritten".to_vec()
+        }]
+    );
 }

@@ -14,6 +14,8 @@ pub(crate) enum TimerKey {
     Idle(ConnId, u64),
     /// End the session if it is still empty since the given empty epoch.
     Linger(SessionId, u64),
+    /// A timer armed by the session's logic, with the logic's own id.
+    Script(SessionId, u64),
 }
 
 /// A min-heap of deadlines. One live entry per connection or session at a time keeps it small:

@@ -50,13 +50,18 @@ impl<H: Hooks> Server<H> {
                 return;
             }
             if body.first() == Some(&codec::msg_type::UDP_BIND) {
+                let first_bind = conn.udp_addr.is_none();
                 if conn.udp_addr != Some(from) {
                     log::debug!("{conn_id}: UDP bound to {from}");
                 }
                 conn.udp_addr = Some(from);
                 conn.last_rx = now;
+                let phase = conn.phase;
                 self.conns
                     .send_udp(conn_id, |buf| ServerMsg::UdpBound.encode(buf));
+                if first_bind && let Phase::Joined { session, peer } = phase {
+                    self.call_hook(now, session, |h, ctx| h.udp_bound(ctx, peer));
+                }
                 continue;
             }
             if conn.udp_addr != Some(from) {

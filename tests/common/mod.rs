@@ -3,7 +3,8 @@
 
 use moonrt::client::{Client, Connect, Event};
 use moonrt::config::Config;
-use moonrt::core::{Hooks, NoScript, Stats};
+use moonrt::core::codec::{Data, Intent};
+use moonrt::core::{Command, Ctx, Hooks, NoScript, PeerId, SendTarget, Stats};
 use moonrt::net::{NetServer, ServerHandle};
 use std::net::SocketAddr;
 use std::sync::mpsc;
@@ -103,5 +104,22 @@ pub fn assert_no_delivery(client: &mut Client, wait: Duration) {
             Some(Event::Delivery(d)) => panic!("unexpected delivery {d:?}"),
             Some(_) => {}
         }
+    }
+}
+
+/// Session logic that answers every message to the server with its payload reversed, from peer 0.
+pub struct Reverser;
+
+impl Hooks for Reverser {
+    fn on_server_message(&mut self, ctx: &mut Ctx<'_>, sender: PeerId, data: &Data<'_>) -> bool {
+        ctx.out.push(Command::Send {
+            session: ctx.session,
+            from: PeerId::SERVER,
+            to: SendTarget::Peers(vec![sender.0]),
+            opcode: data.opcode,
+            intent: Intent::Reliable,
+            payload: data.payload.iter().rev().copied().collect(),
+        });
+        true
     }
 }
