@@ -14,6 +14,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Session rules.
     pub sessions: SessionsConfig,
+    /// The Lua session script and its limits.
+    pub script: ScriptConfig,
 }
 
 /// `[server]`.
@@ -62,6 +64,41 @@ pub struct SessionsConfig {
     pub max_players: usize,
     /// How long an empty session stays before it ends (GameSparks used five minutes).
     pub empty_session_linger_ms: u64,
+}
+
+/// `[script]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScriptConfig {
+    /// The main script, relative to the working directory; empty runs a plain relay.
+    pub path: String,
+    /// Memory one session's Lua state may use.
+    pub memory_limit_bytes: usize,
+    /// Lua VM instructions one callback may run before it is stopped.
+    pub instruction_budget: u64,
+    /// What a Lua error in a callback does: "log" (the session goes on) or "end_session".
+    pub on_error: OnError,
+}
+
+/// What a Lua error in a callback does.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OnError {
+    /// Log it with file:line and traceback; the session goes on.
+    Log,
+    /// Log it and end the session with code 29.
+    EndSession,
+}
+
+impl Default for ScriptConfig {
+    fn default() -> Self {
+        ScriptConfig {
+            path: "lua/main.lua".into(),
+            memory_limit_bytes: 16 << 20,
+            instruction_budget: 10_000_000,
+            on_error: OnError::Log,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -208,6 +245,26 @@ impl Config {
             l.max_messages_per_sec >= 1,
             "limits.max_messages_per_sec",
             || "must be at least 1".into(),
+        )?;
+        check(
+            self.script.memory_limit_bytes >= 256 * 1024,
+            "script.memory_limit_bytes",
+            || {
+                format!(
+                    "must be at least 262144 (got {})",
+                    self.script.memory_limit_bytes
+                )
+            },
+        )?;
+        check(
+            self.script.instruction_budget >= 10_000,
+            "script.instruction_budget",
+            || {
+                format!(
+                    "must be at least 10000 (got {})",
+                    self.script.instruction_budget
+                )
+            },
         )?;
         check(
             (1..=u16::MAX as usize - 1).contains(&self.sessions.max_players),

@@ -26,3 +26,4 @@ pub mod client;
 pub mod config;
 pub mod core;
 pub mod net;
+pub mod script;

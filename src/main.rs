@@ -2,8 +2,9 @@
 
 use clap::Parser;
 use moonrt::config::Config;
-use moonrt::core::NoScript;
+use moonrt::core::{Hooks, NoScript};
 use moonrt::net::NetServer;
+use moonrt::script::{LuaHooks, ScriptSource};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,7 +42,20 @@ fn run(cli: Cli) -> Result<(), String> {
         config.server.listen = listen;
     }
     raise_open_file_limit(config.server.max_connections);
-    let mut server = NetServer::bind(config, NoScript).map_err(|e| format!("cannot start: {e}"))?;
+    if config.script.path.is_empty() {
+        log::info!("no script configured: plain relay");
+        return serve(config, NoScript);
+    }
+    let path = PathBuf::from(&config.script.path);
+    let source = ScriptSource::read(&path)?;
+    let hooks = LuaHooks::new(source, config.script.clone())
+        .map_err(|e| format!("script {} does not load: {e}", path.display()))?;
+    log::info!("script {} loaded", path.display());
+    serve(config, hooks)
+}
+
+fn serve<H: Hooks>(config: Config, hooks: H) -> Result<(), String> {
+    let mut server = NetServer::bind(config, hooks).map_err(|e| format!("cannot start: {e}"))?;
     server
         .handle_signals()
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;

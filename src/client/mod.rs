@@ -308,6 +308,8 @@ impl Client {
         let deadline = Instant::now() + opts.timeout;
         loop {
             if client.read_welcome()? {
+                // Frames that arrived with WELCOME (a script's greeting, say) are events already.
+                client.parse_tcp()?;
                 return Ok(client);
             }
             let left = deadline.saturating_duration_since(Instant::now());
@@ -598,6 +600,12 @@ impl Client {
     /// Reads everything available from both sockets into events.
     fn pump(&mut self) -> Result<(), ClientError> {
         self.read_tcp()?;
+        self.parse_tcp()?;
+        self.read_udp()
+    }
+
+    /// Turns every complete frame in the TCP receive buffer into events.
+    fn parse_tcp(&mut self) -> Result<(), ClientError> {
         let mut used = 0;
         loop {
             match codec::split_frame(&self.rx[used..], usize::MAX) {
@@ -617,6 +625,10 @@ impl Client {
                 message: "connection lost".into(),
             });
         }
+        Ok(())
+    }
+
+    fn read_udp(&mut self) -> Result<(), ClientError> {
         let mut buf = [0u8; 65_536];
         while let Some(udp) = self.udp.as_ref() {
             match udp.recv(&mut buf) {

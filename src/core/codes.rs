@@ -100,6 +100,39 @@ impl Code {
         self as u16
     }
 
+    /// The code's name in snake_case, as scripts see it (`"client_left"`, `"idle_timeout"`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Code::Malformed => "malformed",
+            Code::FrameTooLarge => "frame_too_large",
+            Code::UnknownMessageType => "unknown_message_type",
+            Code::UnsupportedVersion => "unsupported_version",
+            Code::HandshakeTimeout => "handshake_timeout",
+            Code::UnexpectedMessage => "unexpected_message",
+            Code::BadHello => "bad_hello",
+            Code::ServerFull => "server_full",
+            Code::TooManySessions => "too_many_sessions",
+            Code::SessionFull => "session_full",
+            Code::SessionNotFound => "session_not_found",
+            Code::SessionNameTaken => "session_name_taken",
+            Code::RejectedByScript => "rejected_by_script",
+            Code::InvalidToken => "invalid_token",
+            Code::IdleTimeout => "idle_timeout",
+            Code::OutputOverflow => "output_overflow",
+            Code::ShuttingDown => "shutting_down",
+            Code::SessionEnded => "session_ended",
+            Code::Kicked => "kicked",
+            Code::ClientLeft => "client_left",
+            Code::ConnectionLost => "connection_lost",
+            Code::Replaced => "replaced",
+            Code::RateLimited => "rate_limited",
+            Code::ScriptFailed => "script_failed",
+            Code::InvalidOpcode => "invalid_opcode",
+            Code::UnknownPeer => "unknown_peer",
+            Code::InvalidGroup => "invalid_group",
+        }
+    }
+
     /// The code for a wire value, if it is one this version knows.
     pub fn from_u16(value: u16) -> Option<Code> {
         Code::ALL.iter().copied().find(|c| c.as_u16() == value)

@@ -36,9 +36,17 @@ impl TestServer {
     }
 
     pub fn start_with<H: Hooks + Send + 'static>(config: Config, hooks: H) -> TestServer {
+        TestServer::start_built(config, move || hooks)
+    }
+
+    /// Starts a server whose hooks are built on its own thread (Lua states stay on one thread).
+    pub fn start_built<H: Hooks + 'static>(
+        config: Config,
+        build: impl FnOnce() -> H + Send + 'static,
+    ) -> TestServer {
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::spawn(move || {
-            let server = NetServer::bind(config, hooks).expect("bind on loopback");
+            let server = NetServer::bind(config, build()).expect("bind on loopback");
             tx.send((server.local_addr(), server.udp_addr(), server.handle()))
                 .unwrap();
             server.run().expect("event loop")
@@ -121,5 +129,61 @@ impl Hooks for Reverser {
             payload: data.payload.iter().rev().copied().collect(),
         });
         true
+    }
+}
+
+/// A folder under the system temp dir, removed when dropped.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("moonrt-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> std::path::PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A server running `script` (written to a real file as main.lua in a temp folder).
+pub fn start_script(config: Config, script: &str) -> (TestServer, TempDir) {
+    let dir = TempDir::new("script");
+    let path = dir.write("main.lua", script);
+    (start_script_file(config, &path), dir)
+}
+
+/// A server running the script at `path`.
+pub fn start_script_file(config: Config, path: &std::path::Path) -> TestServer {
+    let source = moonrt::script::ScriptSource::read(path).unwrap();
+    let script_config = config.script.clone();
+    TestServer::start_built(config, move || {
+        moonrt::script::LuaHooks::new(source, script_config).expect("script loads")
+    })
+}
+
+/// Waits for a delivery with this opcode, skipping others; returns its payload as text.
+pub fn text_on(client: &mut Client, opcode: u32) -> String {
+    match client
+        .wait_for(
+            WAIT,
+            |e| matches!(e, Event::Delivery(d) if d.opcode == opcode),
+        )
+        .unwrap_or_else(|e| panic!("no delivery with opcode {opcode}: {e}"))
+    {
+        Event::Delivery(d) => String::from_utf8(d.payload).unwrap(),
+        _ => unreachable!(),
     }
 }

@@ -1,0 +1,427 @@
+//! The `rt` table scripts call. Every function either reads state kept in the Lua state itself
+//! or records a [`Command`] in the state's [`CallState`]; the host hands those to the core after
+//! the callback returns. Nothing here reaches into the core while Lua runs.
+
+use crate::core::codec::Intent;
+use crate::core::{Code, Command, PeerId, SendTarget, SessionId};
+use mlua::{Function, Lua, Table, Value, Variadic};
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+/// A timer armed by the script.
+pub(crate) struct Timer {
+    /// What to call; `None` for the tick timer (calls `on_tick`).
+    pub func: Option<Function>,
+    /// Repeat period, for intervals and the tick.
+    pub every: Option<Duration>,
+    /// When it is due next.
+    pub due: Instant,
+}
+
+/// Per-state data the API reads and writes during a callback.
+pub(crate) struct CallState {
+    /// The session this state belongs to.
+    pub session: SessionId,
+    /// The core's `now` for the running callback.
+    pub now: Instant,
+    /// Wall clock for the running callback, µs since the Unix epoch.
+    pub wall_us: u64,
+    /// Commands recorded by the running callback.
+    pub commands: Vec<Command>,
+    /// Armed timers by id.
+    pub timers: HashMap<u64, Timer>,
+    /// Next timer id.
+    pub next_timer: u64,
+    /// The tick timer's id, if a tick rate is set.
+    pub tick: Option<u64>,
+    /// When `on_tick` last ran.
+    pub last_tick: Option<Instant>,
+    /// Handlers registered with `rt.on_packet(opcode, fn)`.
+    pub packet_handlers: HashMap<u32, Function>,
+    /// Group membership as last reported by the core.
+    pub groups: BTreeMap<u16, Vec<u16>>,
+    /// The log target, `script::session#N`.
+    pub log_target: String,
+}
+
+impl CallState {
+    pub(crate) fn new(session: SessionId, now: Instant) -> CallState {
+        CallState {
+            session,
+            now,
+            wall_us: 0,
+            commands: Vec::new(),
+            timers: HashMap::new(),
+            next_timer: 1,
+            tick: None,
+            last_tick: None,
+            packet_handlers: HashMap::new(),
+            groups: BTreeMap::new(),
+            log_target: format!("script::{session}"),
+        }
+    }
+
+    /// Arms a timer and records the command that makes the core call back.
+    pub(crate) fn arm(
+        &mut self,
+        func: Option<Function>,
+        after: Duration,
+        every: Option<Duration>,
+    ) -> u64 {
+        let id = self.next_timer;
+        self.next_timer += 1;
+        let due = self.now + after;
+        self.timers.insert(id, Timer { func, every, due });
+        self.commands.push(Command::SetTimer {
+            session: self.session,
+            timer: id,
+            at: due,
+        });
+        id
+    }
+}
+
+fn state(lua: &Lua) -> mlua::Result<mlua::AppDataRefMut<'_, CallState>> {
+    lua.app_data_mut::<CallState>()
+        .ok_or_else(|| mlua::Error::runtime("rt is only usable inside a moonrt session"))
+}
+
+/// Parses an intent name; `nil` is reliable.
+pub(crate) fn parse_intent(value: &Value) -> mlua::Result<Intent> {
+    match value {
+        Value::Nil => Ok(Intent::Reliable),
+        Value::String(s) => match &*s.to_str()? {
+            "reliable" => Ok(Intent::Reliable),
+            "unreliable" => Ok(Intent::Unreliable),
+            "sequenced" => Ok(Intent::UnreliableSequenced),
+            other => Err(mlua::Error::runtime(format!(
+                "intent must be \"reliable\", \"unreliable\" or \"sequenced\" (got {other:?})"
+            ))),
+        },
+        other => Err(mlua::Error::runtime(format!(
+            "intent must be a string (got {})",
+            other.type_name()
+        ))),
+    }
+}
+
+/// The name scripts see for an intent.
+pub(crate) fn intent_name(intent: Intent) -> &'static str {
+    match intent {
+        Intent::Reliable => "reliable",
+        Intent::Unreliable => "unreliable",
+        Intent::UnreliableSequenced => "sequenced",
+    }
+}
+
+/// Parses a target: `"all"`, a peer id, a list of peer ids, or `{group = g}`.
+pub(crate) fn parse_target(value: &Value) -> mlua::Result<SendTarget> {
+    match value {
+        Value::String(s) if &*s.to_str()? == "all" => Ok(SendTarget::All),
+        Value::Integer(peer) => Ok(SendTarget::Peers(vec![peer_id(*peer)?])),
+        Value::Number(peer) if peer.fract() == 0.0 => {
+            Ok(SendTarget::Peers(vec![peer_id(*peer as i64)?]))
+        }
+        Value::Table(t) => {
+            if let Some(group) = t.get::<Option<i64>>("group")? {
+                return Ok(SendTarget::Group(group_id(group)?));
+            }
+            let peers = t
+                .sequence_values::<i64>()
+                .map(|p| p.and_then(peer_id))
+                .collect::<mlua::Result<Vec<u16>>>()?;
+            Ok(SendTarget::Peers(peers))
+        }
+        other => Err(mlua::Error::runtime(format!(
+            "target must be \"all\", a peer id, a list of peer ids or {{group = id}} (got {})",
+            match other {
+                Value::String(_) => "another string",
+                v => v.type_name(),
+            }
+        ))),
+    }
+}
+
+fn peer_id(v: i64) -> mlua::Result<u16> {
+    u16::try_from(v).map_err(|_| mlua::Error::runtime(format!("{v} is not a peer id (0-65535)")))
+}
+
+fn group_id(v: i64) -> mlua::Result<u16> {
+    match u16::try_from(v) {
+        Ok(g) if g != 0 => Ok(g),
+        _ => Err(mlua::Error::runtime(format!(
+            "{v} is not a group id (1-65535)"
+        ))),
+    }
+}
+
+fn opcode(v: i64) -> mlua::Result<u32> {
+    match u32::try_from(v) {
+        Ok(op) if op != 0 => Ok(op),
+        _ => Err(mlua::Error::runtime(format!(
+            "{v} is not an opcode (1-4294967295; 0 is reserved)"
+        ))),
+    }
+}
+
+/// Bytes of a payload argument: a string (any bytes) or nil (empty).
+pub(crate) fn payload_bytes(value: &Value) -> mlua::Result<Vec<u8>> {
+    match value {
+        Value::Nil => Ok(Vec::new()),
+        Value::String(s) => Ok(s.as_bytes().to_vec()),
+        other => Err(mlua::Error::runtime(format!(
+            "payload must be a string (got {}); use rt.json.encode for tables",
+            other.type_name()
+        ))),
+    }
+}
+
+fn millis(v: f64, what: &str) -> mlua::Result<Duration> {
+    if v.is_finite() && v >= 0.0 {
+        Ok(Duration::from_secs_f64(v / 1000.0))
+    } else {
+        Err(mlua::Error::runtime(format!(
+            "{what} must be a non-negative number of milliseconds"
+        )))
+    }
+}
+
+/// Joins log arguments like `print` does.
+fn join_args(args: Variadic<Value>) -> mlua::Result<String> {
+    let mut out = String::new();
+    for (i, v) in args.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        match v {
+            Value::String(s) => out.push_str(&s.to_string_lossy()),
+            other => out.push_str(&other.to_string()?),
+        }
+    }
+    Ok(out)
+}
+
+/// Creates the `rt` table (and `print`) in a state whose app data holds a [`CallState`].
+pub(crate) fn install(lua: &Lua, session_name: &str) -> mlua::Result<Table> {
+    let rt = lua.create_table()?;
+    let session_id = state(lua)?.session.0;
+    let session = lua.create_table()?;
+    session.set("id", session_id)?;
+    session.set("name", session_name)?;
+    session.set("data", lua.create_table()?)?;
+    rt.set("session", session)?;
+    let players = lua.create_table()?;
+    lua.set_named_registry_value("moonrt.players", players)?;
+
+    rt.set(
+        "send",
+        lua.create_function(
+            |lua, (first, op, payload, intent): (Value, Option<i64>, Value, Value)| {
+                let (to, op, payload, intent, from) = match &first {
+                    Value::Table(opts) if opts.contains_key("opcode")? => (
+                        opts.get::<Value>("to")?,
+                        opts.get::<i64>("opcode")?,
+                        opts.get::<Value>("payload")?,
+                        opts.get::<Value>("intent")?,
+                        opts.get::<Option<i64>>("from")?.unwrap_or(0),
+                    ),
+                    _ => (
+                        first.clone(),
+                        op.ok_or_else(|| mlua::Error::runtime("rt.send needs an opcode"))?,
+                        payload,
+                        intent,
+                        0,
+                    ),
+                };
+                let command = Command::Send {
+                    session: state(lua)?.session,
+                    from: PeerId(peer_id(from)?),
+                    to: parse_target(&to)?,
+                    opcode: opcode(op)?,
+                    intent: parse_intent(&intent)?,
+                    payload: payload_bytes(&payload)?,
+                };
+                state(lua)?.commands.push(command);
+                Ok(())
+            },
+        )?,
+    )?;
+    rt.set(
+        "on_packet",
+        lua.create_function(|lua, (op, handler): (i64, Option<Function>)| {
+            let op = opcode(op)?;
+            let mut st = state(lua)?;
+            match handler {
+                Some(f) => st.packet_handlers.insert(op, f),
+                None => st.packet_handlers.remove(&op),
+            };
+            Ok(())
+        })?,
+    )?;
+    rt.set(
+        "players",
+        lua.create_function(|lua, ()| {
+            let players: Table = lua.named_registry_value("moonrt.players")?;
+            let mut list: Vec<(i64, Table)> =
+                players.pairs::<i64, Table>().collect::<mlua::Result<_>>()?;
+            list.sort_by_key(|(peer, _)| *peer);
+            lua.create_sequence_from(list.into_iter().map(|(_, p)| p))
+        })?,
+    )?;
+    rt.set(
+        "player",
+        lua.create_function(|lua, peer: i64| {
+            let players: Table = lua.named_registry_value("moonrt.players")?;
+            players.get::<Value>(peer)
+        })?,
+    )?;
+    rt.set(
+        "kick",
+        lua.create_function(|lua, (peer, reason): (i64, Option<String>)| {
+            let mut st = state(lua)?;
+            let session = st.session;
+            st.commands.push(Command::Kick {
+                session,
+                peer: PeerId(peer_id(peer)?),
+                reason: reason.unwrap_or_else(|| "kicked".into()),
+            });
+            Ok(())
+        })?,
+    )?;
+    rt.set(
+        "end_session",
+        lua.create_function(|lua, reason: Option<String>| {
+            let mut st = state(lua)?;
+            let session = st.session;
+            st.commands.push(Command::EndSession {
+                session,
+                code: Code::SessionEnded,
+                reason: reason.unwrap_or_else(|| "the session ended".into()),
+            });
+            Ok(())
+        })?,
+    )?;
+    rt.set(
+        "group_add",
+        lua.create_function(|lua, (group, peer): (i64, i64)| {
+            let mut st = state(lua)?;
+            let session = st.session;
+            st.commands.push(Command::GroupAdd {
+                session,
+                group: group_id(group)?,
+                peer: PeerId(peer_id(peer)?),
+            });
+            Ok(())
+        })?,
+    )?;
+    rt.set(
+        "group_remove",
+        lua.create_function(|lua, (group, peer): (i64, i64)| {
+            let mut st = state(lua)?;
+            let session = st.session;
+            st.commands.push(Command::GroupRemove {
+                session,
+                group: group_id(group)?,
+                peer: PeerId(peer_id(peer)?),
+            });
+            Ok(())
+        })?,
+    )?;
+    rt.set(
+        "group_members",
+        lua.create_function(|lua, group: i64| {
+            let members = state(lua)?
+                .groups
+                .get(&group_id(group)?)
+                .cloned()
+                .unwrap_or_default();
+            lua.create_sequence_from(members)
+        })?,
+    )?;
+    rt.set(
+        "set_timeout",
+        lua.create_function(|lua, (func, ms): (Function, f64)| {
+            let after = millis(ms, "the delay")?;
+            Ok(state(lua)?.arm(Some(func), after, None))
+        })?,
+    )?;
+    rt.set(
+        "set_interval",
+        lua.create_function(|lua, (func, ms): (Function, f64)| {
+            let every = millis(ms, "the interval")?.max(Duration::from_millis(1));
+            Ok(state(lua)?.arm(Some(func), every, Some(every)))
+        })?,
+    )?;
+    let clear = lua.create_function(|lua, id: Option<u64>| {
+        if let Some(id) = id {
+            state(lua)?.timers.remove(&id);
+        }
+        Ok(())
+    })?;
+    rt.set("clear_timeout", clear.clone())?;
+    rt.set("clear_interval", clear)?;
+    rt.set(
+        "set_tick_rate",
+        lua.create_function(|lua, hz: f64| {
+            let mut st = state(lua)?;
+            if let Some(old) = st.tick.take() {
+                st.timers.remove(&old);
+            }
+            if hz > 0.0 && hz.is_finite() {
+                let every = Duration::from_secs_f64(1.0 / hz.min(1000.0));
+                st.last_tick = Some(st.now);
+                let id = st.arm(None, every, Some(every));
+                st.tick = Some(id);
+            } else if hz != 0.0 {
+                return Err(mlua::Error::runtime(
+                    "the tick rate must be a number of Hz >= 0",
+                ));
+            }
+            Ok(())
+        })?,
+    )?;
+    rt.set(
+        "time",
+        lua.create_function(|lua, ()| Ok(state(lua)?.wall_us as f64 / 1000.0))?,
+    )?;
+
+    let log = lua.create_table()?;
+    for (name, level) in [
+        ("debug", log::Level::Debug),
+        ("info", log::Level::Info),
+        ("warn", log::Level::Warn),
+        ("error", log::Level::Error),
+    ] {
+        log.set(
+            name,
+            lua.create_function(move |lua, args: Variadic<Value>| {
+                let line = join_args(args)?;
+                let target = state(lua)?.log_target.clone();
+                log::log!(target: &target, level, "{line}");
+                Ok(())
+            })?,
+        )?;
+    }
+    lua.globals().set("print", log.get::<Function>("info")?)?;
+    rt.set("log", log)?;
+
+    let json = lua.create_table()?;
+    json.set(
+        "encode",
+        lua.create_function(|lua, value: Value| {
+            let v: serde_json::Value = mlua::LuaSerdeExt::from_value(lua, value)?;
+            serde_json::to_string(&v).map_err(mlua::Error::external)
+        })?,
+    )?;
+    json.set(
+        "decode",
+        lua.create_function(|lua, text: mlua::LuaString| {
+            let v: serde_json::Value = serde_json::from_slice(&text.as_bytes())
+                .map_err(|e| mlua::Error::runtime(format!("invalid JSON: {e}")))?;
+            mlua::LuaSerdeExt::to_value(lua, &v)
+        })?,
+    )?;
+    rt.set("json", json)?;
+    lua.globals().set("rt", rt.clone())?;
+    Ok(rt)
+}

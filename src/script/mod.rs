@@ -1,0 +1,19 @@
+//! The Lua host: one sandboxed Lua 5.4 state per session, running the session script.
+//!
+//! - `sandbox.rs` builds a state: safe libraries only, `require` confined to the script folder,
+//!   a memory cap and a per-callback instruction budget.
+//! - `api.rs` is the `rt` table scripts call; it records commands, never touching the core.
+//! - `session.rs` is one session's script and every call into it.
+//! - `host.rs` is [`LuaHooks`], the core's session logic, one script per session.
+//! - `source.rs` is the script on disk.
+//!
+//! The scripting guide is SCRIPTING.md; editor type stubs are in `lua/types/rt.lua`.
+
+mod api;
+mod host;
+mod sandbox;
+mod session;
+mod source;
+
+pub use host::{LuaHooks, check};
+pub use source::ScriptSource;

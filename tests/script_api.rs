@@ -1,0 +1,359 @@
+//! The Lua API as real clients see it: callbacks fire with their documented arguments and every
+//! call has its documented effect. Each test runs its own script file.
+
+mod common;
+
+use common::*;
+use moonrt::client::{Client, ClientError, Connect, Event, To};
+use moonrt::core::Code;
+use moonrt::core::codec::Intent;
+use std::time::Duration;
+
+#[test]
+fn lifecycle_callbacks_fire_with_their_arguments() {
+    let (server, _dir) = start_script(
+        config(),
+        r#"
+        local M = {}
+        function M.on_session_start(s)
+          rt.session.data.started = "started " .. s.name .. " #" .. s.id
+        end
+        function M.on_player_connect(player, payload)
+          player.data.payload = payload
+          return true
+        end
+        function M.on_player_join(player)
+          rt.send(player.peer, 900, rt.session.data.started .. "; " .. player.name .. "/" ..
+            player.id .. " peer " .. player.peer .. " payload " .. player.data.payload)
+        end
+        function M.on_player_leave(player, reason)
+          rt.send("all", 901, player.name .. " left: " .. reason)
+        end
+        function M.on_network_change(player, state)
+          rt.send(player.peer, 902, state .. " " .. tostring(player.udp))
+        end
+        return M
+        "#,
+    );
+    let mut a = Client::connect(
+        server.addr,
+        Connect::join_or_create("arena")
+            .name("ann")
+            .player_id("u1")
+            .payload(b"hi"),
+    )
+    .unwrap();
+    assert_eq!(
+        text_on(&mut a, 900),
+        "started arena #1; ann/u1 peer 1 payload hi"
+    );
+    a.bind_udp().unwrap();
+    assert_eq!(text_on(&mut a, 902), "udp_bound true");
+    let mut b = server.connect("arena", "bo");
+    b.leave().unwrap();
+    assert_eq!(text_on(&mut a, 901), "bo left: client_left");
+}
+
+#[test]
+fn connect_check_refuses_with_the_scripts_reason() {
+    let (server, _dir) = start_script(
+        config(),
+        r#"
+        return {
+          on_player_connect = function(player, payload)
+            if payload ~= "let me in" then return false, "wrong password" end
+            return true
+          end,
+        }
+        "#,
+    );
+    let refused = Client::connect(server.addr, Connect::join_or_create("r").payload(b"nope"));
+    match refused {
+        Err(ClientError::Rejected { code, message }) => {
+            assert_eq!(code, Code::RejectedByScript.as_u16());
+            assert_eq!(message, "wrong password");
+        }
+        other => panic!("expected a rejection, got {:?}", other.map(|_| ())),
+    }
+    let ok = Client::connect(
+        server.addr,
+        Connect::join_or_create("r").payload(b"let me in"),
+    );
+    assert!(ok.is_ok());
+}
+
+#[test]
+fn packet_handlers_cancel_rewrite_retarget_and_answer() {
+    let (server, _dir) = start_script(
+        config(),
+        r#"
+        -- GameSparks tutorial: intercept opcode 100 and reply on 101 with the server time.
+        rt.on_packet(100, function(packet)
+          rt.send(packet.sender, 101, string.format("%.0f", rt.time()))
+          return false
+        end)
+        return {
+          on_packet = function(packet)
+            if packet.opcode == 5 then return false end                 -- cancel
+            if packet.opcode == 6 then packet.payload = packet.payload:upper() end
+            if packet.opcode == 7 then packet.to = { packet.sender } end -- back to sender
+            return true
+          end,
+        }
+        "#,
+    );
+    let mut a = server.connect("r", "a");
+    let mut b = server.connect("r", "b");
+    a.send(To::AllOthers, 5, Intent::Reliable, b"cancelled")
+        .unwrap();
+    a.send(To::AllOthers, 6, Intent::Reliable, b"shout")
+        .unwrap();
+    assert_eq!(
+        next_delivery(&mut b).payload,
+        b"SHOUT",
+        "opcode 5 never arrived"
+    );
+    a.send(To::AllOthers, 7, Intent::Reliable, b"echo").unwrap();
+    let d = next_delivery(&mut a);
+    assert_eq!(
+        (d.opcode, d.sender, d.payload.as_slice()),
+        (7, 1, &b"echo"[..])
+    );
+    a.send(To::AllOthers, 100, Intent::Reliable, b"").unwrap();
+    let server_ms: f64 = text_on(&mut a, 101).parse().unwrap();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as f64;
+    assert!(
+        (now_ms - server_ms).abs() < 5_000.0,
+        "{server_ms} vs {now_ms}"
+    );
+    assert_no_delivery(&mut b, Duration::from_millis(100));
+}
+
+#[test]
+fn server_sends_reach_all_peers_groups_and_can_speak_for_a_player() {
+    let (server, _dir) = start_script(
+        config(),
+        r#"
+        return {
+          on_message = function(packet)
+            local cmd = packet.payload
+            if cmd == "all" then rt.send("all", 10, "to all")
+            elseif cmd == "peers" then rt.send({2, 3}, 11, "to peers")
+            elseif cmd == "group" then
+              rt.group_add(4, 2)
+              rt.send({ group = 4 }, 12, "to group")  -- runs after group_add: same callback
+            elseif cmd == "as me" then
+              rt.send{ to = "all", opcode = 13, payload = "from you", from = packet.sender }
+            elseif cmd == "fast" then
+              rt.send{ to = {2}, opcode = 14, payload = "udp", intent = "unreliable" }
+            end
+          end,
+        }
+        "#,
+    );
+    let mut a = server.connect("r", "a");
+    let mut b = server.connect("r", "b");
+    let mut c = server.connect("r", "c");
+    a.send(To::Server, 1, Intent::Reliable, b"all").unwrap();
+    for client in [&mut a, &mut b, &mut c] {
+        let d = next_delivery(client);
+        assert_eq!((d.opcode, d.sender), (10, 0), "sender 0 is the server");
+    }
+    a.send(To::Server, 1, Intent::Reliable, b"peers").unwrap();
+    assert_eq!(text_on(&mut b, 11), "to peers");
+    assert_eq!(text_on(&mut c, 11), "to peers");
+    a.send(To::Server, 1, Intent::Reliable, b"group").unwrap();
+    // group_add is applied first, so b hears of its membership before the group message.
+    let members = b
+        .wait_for(WAIT, |e| matches!(e, Event::GroupMembers { .. }))
+        .unwrap();
+    assert_eq!(
+        members,
+        Event::GroupMembers {
+            group: 4,
+            members: vec![2]
+        }
+    );
+    assert_eq!(text_on(&mut b, 12), "to group");
+    a.send(To::Server, 1, Intent::Reliable, b"as me").unwrap();
+    let d = next_delivery(&mut c);
+    assert_eq!((d.opcode, d.sender), (13, 1), "sent on behalf of peer 1");
+    b.bind_udp().unwrap();
+    a.send(To::Server, 1, Intent::Reliable, b"fast").unwrap();
+    let fast = b
+        .wait_for(WAIT, |e| matches!(e, Event::Delivery(d) if d.opcode == 14))
+        .unwrap();
+    assert!(
+        matches!(fast, Event::Delivery(d) if d.via_udp),
+        "unreliable goes over bound UDP"
+    );
+    assert_no_delivery(&mut a, Duration::from_millis(100));
+}
+
+#[test]
+fn timers_fire_in_order_intervals_stop_themselves_and_cleared_ones_never_fire() {
+    let (server, _dir) = start_script(
+        config(),
+        r#"
+        local log = {}
+        local function say(text) log[#log + 1] = text end
+        return {
+          on_player_join = function(player)
+            rt.set_timeout(function() say("b") end, 40)
+            rt.set_timeout(function() say("a") end, 20)
+            local cancelled = rt.set_timeout(function() say("never") end, 30)
+            rt.clear_timeout(cancelled)
+            local runs = 0
+            local id
+            id = rt.set_interval(function()
+              runs = runs + 1
+              say("i" .. runs)
+              if runs == 10 then rt.clear_interval(id) end
+            end, 5)
+            rt.set_timeout(function()
+              rt.send(player.peer, 50, table.concat(log, ","))
+            end, 150)
+          end,
+        }
+        "#,
+    );
+    let mut a = server.connect("r", "a");
+    let log = text_on(&mut a, 50);
+    let parts: Vec<&str> = log.split(',').collect();
+    let pos = |x: &str| {
+        parts
+            .iter()
+            .position(|p| *p == x)
+            .unwrap_or_else(|| panic!("{x} in {log}"))
+    };
+    assert!(pos("a") < pos("b"), "{log}");
+    assert!(!parts.contains(&"never"), "{log}");
+    let intervals: Vec<&str> = parts
+        .iter()
+        .copied()
+        .filter(|p| p.starts_with('i'))
+        .collect();
+    assert_eq!(
+        intervals,
+        (1..=10).map(|i| format!("i{i}")).collect::<Vec<_>>(),
+        "{log}"
+    );
+}
+
+#[test]
+fn tick_loop_runs_at_its_rate_and_can_end_the_session() {
+    let (server, _dir) = start_script(
+        config(),
+        r#"
+        local ticks, total = 0, 0
+        return {
+          on_session_start = function() rt.set_tick_rate(100) end,
+          on_tick = function(dt)
+            ticks = ticks + 1
+            total = total + dt
+            if ticks == 20 then
+              rt.send("all", 60, string.format("%d %.0f", ticks, total))
+              rt.end_session("game over")
+            end
+          end,
+        }
+        "#,
+    );
+    let mut a = server.connect("r", "a");
+    let text = text_on(&mut a, 60);
+    let total: f64 = text.split(' ').nth(1).unwrap().parse().unwrap();
+    assert!(text.starts_with("20 "), "{text}");
+    assert!(
+        total >= 150.0,
+        "20 ticks at 100 Hz take about 200 ms, got {total}"
+    );
+    match a
+        .wait_for(WAIT, |e| matches!(e, Event::Closed { .. }))
+        .unwrap()
+    {
+        Event::Closed { code, message } => {
+            assert_eq!(code, Code::SessionEnded.as_u16());
+            assert_eq!(message, "game over");
+        }
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn kick_closes_one_player_with_the_reason() {
+    let (server, _dir) = start_script(
+        config(),
+        r#"
+        return {
+          on_message = function(packet)
+            rt.kick(tonumber(packet.payload), "cheating")
+          end,
+        }
+        "#,
+    );
+    let mut a = server.connect("r", "a");
+    let mut b = server.connect("r", "b");
+    a.send(To::Server, 1, Intent::Reliable, b"2").unwrap();
+    match b
+        .wait_for(WAIT, |e| matches!(e, Event::Closed { .. }))
+        .unwrap()
+    {
+        Event::Closed { code, message } => {
+            assert_eq!(
+                (code, message.as_str()),
+                (Code::Kicked.as_u16(), "cheating")
+            )
+        }
+        _ => unreachable!(),
+    }
+    let left = a
+        .wait_for(WAIT, |e| matches!(e, Event::PlayerLeft { .. }))
+        .unwrap();
+    assert_eq!(
+        left,
+        Event::PlayerLeft {
+            peer: 2,
+            reason: Code::Kicked.as_u16()
+        }
+    );
+}
+
+#[test]
+fn players_json_and_required_modules_work() {
+    let dir = TempDir::new("require");
+    dir.write(
+        "scoring.lua",
+        "local M = {} function M.double(x) return 2 * x end return M",
+    );
+    let path = dir.write(
+        "main.lua",
+        r#"
+        local scoring = require("scoring")
+        return {
+          on_message = function(packet)
+            local req = rt.json.decode(packet.payload)
+            local names = {}
+            for _, p in ipairs(rt.players()) do names[#names + 1] = p.name end
+            rt.send(packet.sender, 70, rt.json.encode({
+              doubled = scoring.double(req.n),
+              names = table.concat(names, "+"),
+              me = rt.player(packet.sender).name,
+            }))
+          end,
+        }
+        "#,
+    );
+    let server = start_script_file(config(), &path);
+    let mut a = server.connect("r", "ann");
+    let _b = server.connect("r", "bo");
+    a.send(To::Server, 1, Intent::Reliable, br#"{"n": 21}"#)
+        .unwrap();
+    let reply: serde_json::Value = serde_json::from_str(&text_on(&mut a, 70)).unwrap();
+    assert_eq!(
+        reply,
+        serde_json::json!({"doubled": 42, "names": "ann+bo", "me": "ann"})
+    );
+}
