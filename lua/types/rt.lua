@@ -1,0 +1,158 @@
+---@meta
+-- Editor type stubs for moonrt session scripts (Lua language server / sumneko).
+-- Add this folder to your workspace library, e.g. in .luarc.json:
+--   { "workspace.library": ["lua/types"], "runtime.version": "Lua 5.4" }
+-- The authoritative reference is SCRIPTING.md.
+
+---A player in the session.
+---@class rt.Player
+---@field peer integer      Peer id in the session (1-65535).
+---@field id string         The game's id for the player from HELLO (may be empty).
+---@field name string       Display name from HELLO.
+---@field udp boolean       Whether the player's UDP channel is bound.
+---@field data table        Per-player data, yours to fill; lives as long as the player.
+
+---A packet offered to `on_packet`, `rt.on_packet` handlers and `on_message`.
+---@class rt.Packet
+---@field sender integer         Sender's peer id.
+---@field player rt.Player|nil   Sender's player table.
+---@field opcode integer         The sender's opcode.
+---@field intent rt.Intent       How it travels.
+---@field payload string         Payload bytes; assign a new string to rewrite it (on_packet).
+---@field to rt.Target|"server"  Receivers; assign a new target to retarget it (on_packet).
+
+---@alias rt.Intent "reliable"|"unreliable"|"sequenced"
+
+---Receivers: "all", one peer id, a list of peer ids, or a group.
+---@alias rt.Target "all"|integer|integer[]|{group: integer}
+
+---Options for the table form of `rt.send`.
+---@class rt.SendOptions
+---@field to rt.Target
+---@field opcode integer
+---@field payload string|nil
+---@field intent rt.Intent|nil   Default "reliable".
+---@field from integer|nil       Sender shown to receivers: 0 (default) is the server, or a player's peer id.
+
+---The session this state belongs to.
+---@class rt.Session
+---@field id integer    Session id (what clients join by).
+---@field name string   Session name ("" if unnamed).
+---@field data table    Session data shared by all callbacks; yours to fill.
+
+---The callbacks a script returns. Every one is optional.
+---@class rt.Callbacks
+---@field on_session_start fun(session: rt.Session)|nil
+---@field on_session_end fun()|nil
+---@field on_player_connect (fun(player: rt.Player, payload: string): boolean, string?)|nil
+---@field on_player_join fun(player: rt.Player)|nil
+---@field on_player_leave fun(player: rt.Player, reason: string)|nil
+---@field on_network_change fun(player: rt.Player, state: "udp_bound")|nil
+---@field on_group_change fun(group: integer, members: integer[])|nil
+---@field on_packet (fun(packet: rt.Packet): boolean?)|nil
+---@field on_message fun(packet: rt.Packet)|nil
+---@field on_tick fun(dt_ms: number)|nil
+
+---@class rt.Log
+local Log = {}
+---@param ... any
+function Log.debug(...) end
+---@param ... any
+function Log.info(...) end
+---@param ... any
+function Log.warn(...) end
+---@param ... any
+function Log.error(...) end
+
+---@class rt.Json
+local Json = {}
+---Encodes a Lua value (tables, strings, numbers, booleans) as JSON text.
+---@param value any
+---@return string
+function Json.encode(value) end
+---Decodes JSON text into Lua values; errors on invalid JSON.
+---@param text string
+---@return any
+function Json.decode(text) end
+
+---@class rt
+---@field session rt.Session
+---@field log rt.Log
+---@field json rt.Json
+rt = {}
+
+---Sends a message. Positional form: `rt.send(to, opcode, payload, intent)`;
+---table form: `rt.send{to=..., opcode=..., payload=..., intent=..., from=...}`.
+---@overload fun(options: rt.SendOptions)
+---@param to rt.Target
+---@param opcode integer
+---@param payload string|nil
+---@param intent rt.Intent|nil
+function rt.send(to, opcode, payload, intent) end
+
+---Handles one opcode before routing (takes precedence over `on_packet`); nil removes it.
+---@param opcode integer
+---@param handler (fun(packet: rt.Packet): boolean?)|nil
+function rt.on_packet(opcode, handler) end
+
+---Every player, ordered by peer id.
+---@return rt.Player[]
+function rt.players() end
+
+---The player with this peer id, or nil.
+---@param peer integer
+---@return rt.Player|nil
+function rt.player(peer) end
+
+---Removes a player: it gets CLOSE code 24 with the reason.
+---@param peer integer
+---@param reason string|nil
+function rt.kick(peer, reason) end
+
+---Ends the session: every player gets CLOSE code 23 with the reason.
+---@param reason string|nil
+function rt.end_session(reason) end
+
+---Puts a player in a group (members get GROUP_MEMBERS).
+---@param group integer
+---@param peer integer
+function rt.group_add(group, peer) end
+
+---Takes a player out of a group.
+---@param group integer
+---@param peer integer
+function rt.group_remove(group, peer) end
+
+---A group's members as the core last reported them (changes made in the running callback
+---show after it returns).
+---@param group integer
+---@return integer[]
+function rt.group_members(group) end
+
+---Calls `fn` once after `ms` milliseconds; returns its id.
+---@param fn fun()
+---@param ms number
+---@return integer
+function rt.set_timeout(fn, ms) end
+
+---Calls `fn` every `ms` milliseconds until cleared; returns its id.
+---@param fn fun()
+---@param ms number
+---@return integer
+function rt.set_interval(fn, ms) end
+
+---Cancels a timeout (or an interval).
+---@param id integer|nil
+function rt.clear_timeout(id) end
+
+---Cancels an interval (or a timeout).
+---@param id integer|nil
+function rt.clear_interval(id) end
+
+---Calls the `on_tick(dt_ms)` callback `hz` times a second; 0 stops it.
+---@param hz number
+function rt.set_tick_rate(hz) end
+
+---Server wall clock in milliseconds since the Unix epoch (with a fractional part).
+---@return number
+function rt.time() end
