@@ -40,6 +40,8 @@ pub struct ServerConfig {
     pub shutdown_grace_ms: u64,
     /// If not empty, every HELLO must carry this token.
     pub access_token: String,
+    /// This server's name as scripts see it (`rt.server_id`); empty means `moonrt-<pid>`.
+    pub id: String,
 }
 
 /// `[limits]`.
@@ -78,6 +80,8 @@ pub struct ScriptConfig {
     pub instruction_budget: u64,
     /// What a Lua error in a callback does: "log" (the session goes on) or "end_session".
     pub on_error: OnError,
+    /// Arguments passed to the script's `on_process_start(args)`.
+    pub args: Vec<String>,
 }
 
 /// What a Lua error in a callback does.
@@ -97,6 +101,7 @@ impl Default for ScriptConfig {
             memory_limit_bytes: 16 << 20,
             instruction_budget: 10_000_000,
             on_error: OnError::Log,
+            args: Vec::new(),
         }
     }
 }
@@ -113,6 +118,7 @@ impl Default for ServerConfig {
             idle_timeout_ms: 30_000,
             shutdown_grace_ms: 2_000,
             access_token: String::new(),
+            id: String::new(),
         }
     }
 }
@@ -282,6 +288,15 @@ impl Config {
     /// The UDP address to bind, given the TCP address actually bound (port 0 resolves there).
     pub fn udp_addr(&self, tcp_bound: SocketAddr) -> SocketAddr {
         self.server.udp_listen.parse().unwrap_or(tcp_bound)
+    }
+
+    /// `server.id`, or `moonrt-<pid>` when it is empty.
+    pub fn server_id(&self) -> String {
+        if self.server.id.is_empty() {
+            format!("moonrt-{}", std::process::id())
+        } else {
+            self.server.id.clone()
+        }
     }
 
     /// `server.handshake_timeout_ms` as a duration.

@@ -48,7 +48,7 @@ fn run(cli: Cli) -> Result<(), String> {
     }
     let path = PathBuf::from(&config.script.path);
     let source = ScriptSource::read(&path)?;
-    let hooks = LuaHooks::new(source, config.script.clone())
+    let hooks = LuaHooks::new(source, &config)
         .map_err(|e| format!("script {} does not load: {e}", path.display()))?;
     log::info!("script {} loaded", path.display());
     serve(config, hooks)

@@ -357,3 +357,87 @@ fn players_json_and_required_modules_work() {
         serde_json::json!({"doubled": 42, "names": "ann+bo", "me": "ann"})
     );
 }
+
+#[test]
+fn group_requests_can_be_refused_and_send_filters_can_block() {
+    let (server, _dir) = start_script(
+        config(),
+        r#"
+        return {
+          on_group_join = function(player, group) return group ~= 13 end,
+          on_group_leave = function(player, group) return group ~= 1 end,
+          on_send_to_player = function(packet)
+            return not string.find(packet.payload, "Reject")
+          end,
+          on_send_to_group = function(packet) return packet.payload ~= "blocked" end,
+        }
+        "#,
+    );
+    let mut a = server.connect("r", "a");
+    let mut b = server.connect("r", "b");
+    a.join_group(13).unwrap();
+    let refused = a
+        .wait_for(WAIT, |e| matches!(e, Event::Error { .. }))
+        .unwrap();
+    assert!(matches!(refused, Event::Error { code, .. } if code == Code::GroupRefused.as_u16()));
+    a.join_group(1).unwrap();
+    b.join_group(1).unwrap();
+    a.leave_group(1).unwrap();
+    let refused = a
+        .wait_for(WAIT, |e| matches!(e, Event::Error { .. }))
+        .unwrap();
+    assert!(matches!(refused, Event::Error { code, .. } if code == Code::GroupRefused.as_u16()));
+    b.send(To::Peers(vec![1]), 3, Intent::Reliable, b"please Reject me")
+        .unwrap();
+    b.send(To::Group(1), 3, Intent::Reliable, b"blocked")
+        .unwrap();
+    b.send(To::Peers(vec![1]), 3, Intent::Reliable, b"fine")
+        .unwrap();
+    assert_eq!(
+        next_delivery(&mut a).payload,
+        b"fine",
+        "both filtered messages were dropped"
+    );
+    b.send(To::Group(1), 3, Intent::Reliable, b"team").unwrap();
+    assert_eq!(
+        next_delivery(&mut a).payload,
+        b"team",
+        "a is still in group 1"
+    );
+}
+
+#[test]
+fn process_callbacks_get_their_args_and_answer_health_checks() {
+    use moonrt::core::Hooks;
+    let dir = TempDir::new("process");
+    let path = dir.write(
+        "main.lua",
+        r#"
+        local started, stopping = nil, false
+        return {
+          on_process_start = function(args) started = table.concat(args, ",") end,
+          on_process_terminate = function() stopping = true end,
+          on_health_check = function() return started == "fleet,7" and not stopping end,
+        }
+        "#,
+    );
+    let mut config = config();
+    config.script.args = vec!["fleet".into(), "7".into()];
+    let source = moonrt::script::ScriptSource::read(&path).unwrap();
+    let mut hooks = moonrt::script::LuaHooks::new(source, &config).unwrap();
+    assert!(hooks.healthy());
+    hooks.server_stopping();
+    assert!(!hooks.healthy(), "terminating processes report unhealthy");
+}
+
+#[test]
+fn scripts_know_the_server_id() {
+    let mut c = config();
+    c.server.id = "pod-7".into();
+    let (server, _dir) = start_script(
+        c,
+        "return { on_player_join = function(p) rt.send(p.peer, 1, rt.server_id) end }",
+    );
+    let mut a = server.connect("r", "a");
+    assert_eq!(text_on(&mut a, 1), "pod-7");
+}

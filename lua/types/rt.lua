@@ -48,10 +48,17 @@
 ---@field on_player_join fun(player: rt.Player)|nil
 ---@field on_player_leave fun(player: rt.Player, reason: string)|nil
 ---@field on_network_change fun(player: rt.Player, state: "udp_bound")|nil
+---@field on_group_join (fun(player: rt.Player, group: integer): boolean?)|nil
+---@field on_group_leave (fun(player: rt.Player, group: integer): boolean?)|nil
 ---@field on_group_change fun(group: integer, members: integer[])|nil
 ---@field on_packet (fun(packet: rt.Packet): boolean?)|nil
+---@field on_send_to_player (fun(packet: rt.Packet): boolean?)|nil
+---@field on_send_to_group (fun(packet: rt.Packet): boolean?)|nil
 ---@field on_message fun(packet: rt.Packet)|nil
 ---@field on_tick fun(dt_ms: number)|nil
+---@field on_process_start fun(args: string[])|nil   Process-wide state only.
+---@field on_process_terminate fun()|nil             Process-wide state only.
+---@field on_health_check (fun(): boolean?)|nil      Process-wide state only.
 
 ---@class rt.Log
 local Log = {}
@@ -76,6 +83,7 @@ function Json.encode(value) end
 function Json.decode(text) end
 
 ---@class rt
+---@field server_id string   This server's name ([server] id, or "moonrt-<pid>").
 ---@field session rt.Session
 ---@field log rt.Log
 ---@field json rt.Json

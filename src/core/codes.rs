@@ -61,11 +61,13 @@ pub enum Code {
     UnknownPeer = 31,
     /// Non-fatal: group id 0 is reserved; the group request was ignored.
     InvalidGroup = 32,
+    /// Non-fatal: the session's script refused a group join or leave.
+    GroupRefused = 33,
 }
 
 impl Code {
     /// Every code, for documentation tests and clients that print tables.
-    pub const ALL: [Code; 27] = [
+    pub const ALL: [Code; 28] = [
         Code::Malformed,
         Code::FrameTooLarge,
         Code::UnknownMessageType,
@@ -93,6 +95,7 @@ impl Code {
         Code::InvalidOpcode,
         Code::UnknownPeer,
         Code::InvalidGroup,
+        Code::GroupRefused,
     ];
 
     /// The code's value on the wire.
@@ -130,6 +133,7 @@ impl Code {
             Code::InvalidOpcode => "invalid_opcode",
             Code::UnknownPeer => "unknown_peer",
             Code::InvalidGroup => "invalid_group",
+            Code::GroupRefused => "group_refused",
         }
     }
 

@@ -171,6 +171,18 @@ pub trait Hooks {
     /// A player's UDP channel was bound (the only network change v1 reports).
     fn udp_bound(&mut self, _ctx: &mut Ctx<'_>, _peer: PeerId) {}
 
+    /// A player asks to join (`joining`) or leave a group. `false` refuses it: the player gets
+    /// ERROR code 33 and the membership stays as it was.
+    fn group_request(
+        &mut self,
+        _ctx: &mut Ctx<'_>,
+        _peer: PeerId,
+        _group: u16,
+        _joining: bool,
+    ) -> bool {
+        true
+    }
+
     /// A group's membership changed; `members` is the new list.
     fn group_changed(&mut self, _ctx: &mut Ctx<'_>, _group: u16, _members: &[PeerId]) {}
 
@@ -186,6 +198,14 @@ pub trait Hooks {
 
     /// A timer armed with [`Command::SetTimer`] is due.
     fn on_timer(&mut self, _ctx: &mut Ctx<'_>, _timer: u64) {}
+
+    /// The server is stopping (before its sessions end).
+    fn server_stopping(&mut self) {}
+
+    /// Whether the logic considers the process healthy (for health checks).
+    fn healthy(&mut self) -> bool {
+        true
+    }
 }
 
 /// No session logic: a plain relay.

@@ -153,6 +153,9 @@ impl<H: Hooks> Server<H> {
             self.send_error(id, Code::InvalidGroup, "group 0 is reserved");
             return;
         }
+        if self.group_refused(now, id, sid, peer, g, true) {
+            return;
+        }
         let Some(session) = self.sessions.get_mut(&sid) else {
             return;
         };
@@ -175,6 +178,9 @@ impl<H: Hooks> Server<H> {
             self.send_error(id, Code::InvalidGroup, "group 0 is reserved");
             return;
         }
+        if self.group_refused(now, id, sid, peer, g, false) {
+            return;
+        }
         let Some(session) = self.sessions.get_mut(&sid) else {
             return;
         };
@@ -184,6 +190,28 @@ impl<H: Hooks> Server<H> {
         } else {
             self.group_query(id, sid, g);
         }
+    }
+
+    /// Asks session logic about a client's group request; true (and ERROR 33 sent) if refused.
+    fn group_refused(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        sid: SessionId,
+        peer: PeerId,
+        g: u16,
+        joining: bool,
+    ) -> bool {
+        let allowed = self.call_hook(now, sid, |h, ctx| h.group_request(ctx, peer, g, joining));
+        if !allowed {
+            let verb = if joining { "join" } else { "leave" };
+            self.send_error(
+                id,
+                Code::GroupRefused,
+                &format!("the session script refused to let you {verb} group {g}"),
+            );
+        }
+        !allowed
     }
 
     pub(crate) fn group_query(&mut self, id: ConnId, sid: SessionId, g: u16) {

@@ -114,6 +114,11 @@ impl<H: Hooks> Server<H> {
         self.sessions.len()
     }
 
+    /// Whether the process is healthy: asks the session logic (a script's `on_health_check`).
+    pub fn health_check(&mut self) -> bool {
+        self.hooks.healthy()
+    }
+
     /// The session logic.
     pub fn hooks_mut(&mut self) -> &mut H {
         &mut self.hooks
@@ -683,6 +688,7 @@ impl<H: Hooks> Server<H> {
     /// connections are refused.
     pub fn begin_shutdown(&mut self, now: Instant) {
         self.shutting_down = true;
+        self.hooks.server_stopping();
         for id in self.conns.ids() {
             self.close(now, id, Code::ShuttingDown, "server is shutting down");
         }

@@ -202,8 +202,9 @@ fn join_args(args: Variadic<Value>) -> mlua::Result<String> {
 }
 
 /// Creates the `rt` table (and `print`) in a state whose app data holds a [`CallState`].
-pub(crate) fn install(lua: &Lua, session_name: &str) -> mlua::Result<Table> {
+pub(crate) fn install(lua: &Lua, session_name: &str, server_id: &str) -> mlua::Result<Table> {
     let rt = lua.create_table()?;
+    rt.set("server_id", server_id)?;
     let session_id = state(lua)?.session.0;
     let session = lua.create_table()?;
     session.set("id", session_id)?;

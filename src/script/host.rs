@@ -2,7 +2,7 @@
 
 use super::session::SessionScript;
 use super::source::ScriptSource;
-use crate::config::ScriptConfig;
+use crate::config::{Config, ScriptConfig};
 use crate::core::codec::Data;
 use crate::core::{Code, Ctx, Hooks, PeerId, PlayerInfo, SessionId, Verdict};
 use std::collections::HashMap;
@@ -12,18 +12,33 @@ use std::time::Instant;
 pub struct LuaHooks {
     source: ScriptSource,
     config: ScriptConfig,
+    server_id: String,
+    /// The process-wide state: `on_process_start`, `on_process_terminate`, `on_health_check`.
+    process: SessionScript,
     sessions: HashMap<SessionId, SessionScript>,
     /// Lua errors in sessions that have ended.
     past_errors: u64,
 }
 
 impl LuaHooks {
-    /// Session logic from a script; checks first that it loads and returns a table of callbacks.
-    pub fn new(source: ScriptSource, config: ScriptConfig) -> Result<LuaHooks, String> {
-        check(&source, &config)?;
+    /// Session logic from a script. Starts the process-wide state (which also proves the script
+    /// loads) and calls its `on_process_start(args)`.
+    pub fn new(source: ScriptSource, config: &Config) -> Result<LuaHooks, String> {
+        let server_id = config.server_id();
+        let mut outbox = crate::core::Outbox::default();
+        let mut ctx = Ctx {
+            session: SessionId(0),
+            now: Instant::now(),
+            wall_us: wall_us(),
+            out: &mut outbox,
+        };
+        let mut process = SessionScript::start(&source, &config.script, &ctx, "", &server_id)?;
+        process.process_start(&mut ctx, &config.script.args);
         Ok(LuaHooks {
             source,
-            config,
+            config: config.script.clone(),
+            server_id,
+            process,
             sessions: HashMap::new(),
             past_errors: 0,
         })
@@ -55,12 +70,30 @@ pub fn check(source: &ScriptSource, config: &ScriptConfig) -> Result<(), String>
         wall_us: 0,
         out: &mut outbox,
     };
-    SessionScript::start(source, config, &ctx, "").map(|_| ())
+    SessionScript::start(source, config, &ctx, "", "check").map(|_| ())
+}
+
+fn wall_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// A context for the process-wide state: no session, so session commands go nowhere.
+fn process_ctx(outbox: &mut crate::core::Outbox) -> Ctx<'_> {
+    Ctx {
+        session: SessionId(0),
+        now: Instant::now(),
+        wall_us: wall_us(),
+        out: outbox,
+    }
 }
 
 impl Hooks for LuaHooks {
     fn session_started(&mut self, ctx: &mut Ctx<'_>, name: &str) -> Result<(), String> {
-        let mut script = SessionScript::start(&self.source, &self.config, ctx, name)?;
+        let mut script =
+            SessionScript::start(&self.source, &self.config, ctx, name, &self.server_id)?;
         script.drain_into(ctx);
         script.session_start(ctx);
         self.sessions.insert(ctx.session, script);
@@ -98,6 +131,19 @@ impl Hooks for LuaHooks {
         self.with(ctx, |s, ctx| s.udp_bound(ctx, peer));
     }
 
+    fn group_request(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        peer: PeerId,
+        group: u16,
+        joining: bool,
+    ) -> bool {
+        match self.sessions.get_mut(&ctx.session) {
+            Some(script) => script.group_request(ctx, peer, group, joining),
+            None => true,
+        }
+    }
+
     fn group_changed(&mut self, ctx: &mut Ctx<'_>, group: u16, members: &[PeerId]) {
         self.with(ctx, |s, ctx| s.group_changed(ctx, group, members));
     }
@@ -118,5 +164,16 @@ impl Hooks for LuaHooks {
 
     fn on_timer(&mut self, ctx: &mut Ctx<'_>, timer: u64) {
         self.with(ctx, |s, ctx| s.timer(ctx, timer));
+    }
+
+    fn server_stopping(&mut self) {
+        let mut outbox = crate::core::Outbox::default();
+        self.process
+            .process_terminate(&mut process_ctx(&mut outbox));
+    }
+
+    fn healthy(&mut self) -> bool {
+        let mut outbox = crate::core::Outbox::default();
+        self.process.health_check(&mut process_ctx(&mut outbox))
     }
 }

@@ -27,13 +27,14 @@ impl SessionScript {
         config: &ScriptConfig,
         ctx: &Ctx<'_>,
         name: &str,
+        server_id: &str,
     ) -> Result<SessionScript, String> {
         let lua = sandbox::new_state(source.folder(), config.memory_limit_bytes)
             .map_err(|e| format!("cannot create a Lua state: {e}"))?;
         let mut state = CallState::new(ctx.session, ctx.now);
         state.wall_us = ctx.wall_us;
         lua.set_app_data(state);
-        api::install(&lua, name).map_err(|e| format!("cannot install rt: {e}"))?;
+        api::install(&lua, name, server_id).map_err(|e| format!("cannot install rt: {e}"))?;
         if let Some(mut budget) = lua.app_data_mut::<Budget>() {
             budget.remaining = config.instruction_budget as i64;
         }
@@ -166,6 +167,30 @@ impl SessionScript {
         self.call_named(ctx, "on_session_start", session);
     }
 
+    /// `on_process_start(args)` in the process-wide state.
+    pub(crate) fn process_start(&mut self, ctx: &mut Ctx<'_>, args: &[String]) {
+        if let Ok(args) = self
+            .lua
+            .create_sequence_from(args.iter().map(String::as_str))
+        {
+            self.call_named(ctx, "on_process_start", args);
+        }
+    }
+
+    /// `on_process_terminate()` in the process-wide state.
+    pub(crate) fn process_terminate(&mut self, ctx: &mut Ctx<'_>) {
+        self.call_named(ctx, "on_process_terminate", ());
+    }
+
+    /// `on_health_check()`: healthy unless it returns false or fails.
+    pub(crate) fn health_check(&mut self, ctx: &mut Ctx<'_>) -> bool {
+        if self.callback("on_health_check").is_none() {
+            return true;
+        }
+        self.call_named(ctx, "on_health_check", ())
+            .is_some_and(|v| v != Value::Boolean(false))
+    }
+
     pub(crate) fn session_end(&mut self, ctx: &mut Ctx<'_>) {
         self.call_named(ctx, "on_session_end", ());
     }
@@ -235,6 +260,27 @@ impl SessionScript {
         }
     }
 
+    /// `on_group_join` / `on_group_leave`: `false` refuses a player's own group request.
+    pub(crate) fn group_request(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        peer: PeerId,
+        group: u16,
+        joining: bool,
+    ) -> bool {
+        let name = if joining {
+            "on_group_join"
+        } else {
+            "on_group_leave"
+        };
+        let (Some(_), Some(player)) = (self.callback(name), self.player(peer)) else {
+            return true;
+        };
+        // An error in the check refuses: membership stays as it was.
+        self.call_named(ctx, name, (player, group))
+            .is_some_and(|v| v != Value::Boolean(false))
+    }
+
     pub(crate) fn group_changed(&mut self, ctx: &mut Ctx<'_>, group: u16, members: &[PeerId]) {
         if let Some(mut st) = self.lua.app_data_mut::<CallState>() {
             if members.is_empty() {
@@ -260,15 +306,27 @@ impl SessionScript {
             .app_data_ref::<CallState>()
             .and_then(|st| st.packet_handlers.get(&data.opcode).cloned())
             .or_else(|| self.callback("on_packet"));
-        let Some(handler) = handler else {
-            return Verdict::Forward;
+        let has_filters = || {
+            self.callback("on_send_to_player").is_some()
+                || self.callback("on_send_to_group").is_some()
         };
+        if handler.is_none() && !has_filters() {
+            return Verdict::Forward;
+        }
         let player = self.player(sender);
+        // GameLift's send filters run after the packet handler, by the kind of target.
+        let filter = match data.target {
+            Target::Peers(_) => self.callback("on_send_to_player"),
+            Target::Group(_) => self.callback("on_send_to_group"),
+            _ => None,
+        };
         let outcome = self.call(ctx, "on_packet", |lua, _| {
             let packet = packet_table(lua, sender, player, data)?;
-            let keep: Value = handler.call(packet.clone())?;
-            if keep == Value::Boolean(false) {
-                return Ok(Verdict::Drop);
+            for f in handler.iter().chain(filter.iter()) {
+                let keep: Value = f.call(packet.clone())?;
+                if keep == Value::Boolean(false) {
+                    return Ok(Verdict::Drop);
+                }
             }
             read_rewrite(&packet, data)
         });

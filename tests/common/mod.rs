@@ -168,9 +168,9 @@ pub fn start_script(config: Config, script: &str) -> (TestServer, TempDir) {
 /// A server running the script at `path`.
 pub fn start_script_file(config: Config, path: &std::path::Path) -> TestServer {
     let source = moonrt::script::ScriptSource::read(path).unwrap();
-    let script_config = config.script.clone();
+    let for_hooks = config.clone();
     TestServer::start_built(config, move || {
-        moonrt::script::LuaHooks::new(source, script_config).expect("script loads")
+        moonrt::script::LuaHooks::new(source, &for_hooks).expect("script loads")
     })
 }
 
