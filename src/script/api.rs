@@ -105,15 +105,6 @@ pub(crate) fn parse_intent(value: &Value) -> mlua::Result<Intent> {
     }
 }
 
-/// The name scripts see for an intent.
-pub(crate) fn intent_name(intent: Intent) -> &'static str {
-    match intent {
-        Intent::Reliable => "reliable",
-        Intent::Unreliable => "unreliable",
-        Intent::UnreliableSequenced => "sequenced",
-    }
-}
-
 /// Parses a target: `"all"`, a peer id, a list of peer ids, or `{group = g}`.
 pub(crate) fn parse_target(value: &Value) -> mlua::Result<SendTarget> {
     match value {
