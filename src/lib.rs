@@ -18,6 +18,8 @@
 //!   - [`core::hooks`]: the seam where session logic sees packets before they are routed.
 //! - [`net`]: the mio shell: one thread, one poll, TCP listener, UDP socket, waker and signals;
 //!   reads until `WouldBlock`, feeds the core, and flushes each connection once per loop turn.
+//! - [`script`]: the Lua host (one sandboxed state per session; see its module docs).
+//! - [`rtdata`]: typed payloads (GameSparks' RTData), shared by scripts and clients.
 //! - [`client`]: a small Rust client used by tests, examples and the load generator.
 //! - `main.rs`: the `moonrt` binary (CLI, logging, config loading).
 //! - `examples/loopback_relay.rs`: quick loopback throughput and idle-memory figures.
@@ -26,4 +28,5 @@ pub mod client;
 pub mod config;
 pub mod core;
 pub mod net;
+pub mod rtdata;
 pub mod script;

@@ -441,3 +441,46 @@ fn scripts_know_the_server_id() {
     let mut a = server.connect("r", "a");
     assert_eq!(text_on(&mut a, 1), "pod-7");
 }
+
+#[test]
+fn typed_data_round_trips_between_a_rust_client_and_a_script() {
+    use moonrt::rtdata::{RtData, RtValue};
+    let (server, _dir) = start_script(
+        config(),
+        r#"
+        return {
+          on_message = function(packet)
+            local d = rt.data.decode(packet.payload)
+            local v = d[3]
+            rt.send(packet.sender, 2, rt.data.encode({
+              [1] = d[1] * 2,                          -- long
+              [2] = d[2] .. "!",                       -- string
+              [3] = rt.data.vector(v.x + 1, v.y, v.z),  -- vector
+              [4] = rt.data.float(0.5),                -- float
+              [5] = 2.25,                              -- double
+              [6] = { [1] = d[6][1] },                 -- nested data
+            }))
+          end,
+        }
+        "#,
+    );
+    let mut a = server.connect("r", "a");
+    let mut inner = RtData::new();
+    inner.set(1, RtValue::String("deep".into()));
+    let mut request = RtData::new();
+    request
+        .set(1, RtValue::Long(21))
+        .set(2, RtValue::String("hi".into()))
+        .set(3, RtValue::Vector(vec![1.0, 2.0, 3.0]))
+        .set(6, RtValue::Data(inner.clone()));
+    a.send(To::Server, 1, Intent::Reliable, &request.encode())
+        .unwrap();
+    let reply = next_delivery(&mut a);
+    let reply = RtData::decode(&reply.payload).unwrap();
+    assert_eq!(reply.get_long(1), Some(42));
+    assert_eq!(reply.get_string(2), Some("hi!"));
+    assert_eq!(reply.get(3), Some(&RtValue::Vector(vec![2.0, 2.0, 3.0])));
+    assert_eq!(reply.get(4), Some(&RtValue::Float(0.5)));
+    assert_eq!(reply.get(5), Some(&RtValue::Double(2.25)));
+    assert_eq!(reply.get(6), Some(&RtValue::Data(inner)));
+}

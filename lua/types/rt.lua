@@ -82,11 +82,41 @@ function Json.encode(value) end
 ---@return any
 function Json.decode(text) end
 
+---A vector from rt.data.vector or rt.data.decode.
+---@class rt.Vector
+---@field x number
+---@field y number|nil
+---@field z number|nil
+---@field w number|nil
+
+---@class rt.Data
+local Data = {}
+---Encodes a table indexed 1-255 as an RTData payload (PROTOCOL.md section 11).
+---@param t table<integer, integer|number|string|table|rt.Vector>
+---@return string
+function Data.encode(t) end
+---Decodes an RTData payload; errors on invalid data.
+---@param payload string
+---@return table<integer, integer|number|string|table|rt.Vector>
+function Data.decode(payload) end
+---Marks a number to be encoded as a 32-bit float.
+---@param x number
+---@return table
+function Data.float(x) end
+---A vector of 1 to 4 floats.
+---@param x number
+---@param y number|nil
+---@param z number|nil
+---@param w number|nil
+---@return rt.Vector
+function Data.vector(x, y, z, w) end
+
 ---@class rt
 ---@field server_id string   This server's name ([server] id, or "moonrt-<pid>").
 ---@field session rt.Session
 ---@field log rt.Log
 ---@field json rt.Json
+---@field data rt.Data
 rt = {}
 
 ---Sends a message. Positional form: `rt.send(to, opcode, payload, intent)`;

@@ -414,6 +414,7 @@ pub(crate) fn install(lua: &Lua, session_name: &str, server_id: &str) -> mlua::R
         })?,
     )?;
     rt.set("json", json)?;
+    super::data::install(lua, &rt)?;
     lua.globals().set("rt", rt.clone())?;
     Ok(rt)
 }

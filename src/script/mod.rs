@@ -3,6 +3,7 @@
 //! - `sandbox.rs` builds a state: safe libraries only, `require` confined to the script folder,
 //!   a memory cap and a per-callback instruction budget.
 //! - `api.rs` is the `rt` table scripts call; it records commands, never touching the core.
+//! - `data.rs` is `rt.data`, typed payloads (GameSparks' RTData) over [`crate::rtdata`].
 //! - `session.rs` is one session's script and every call into it.
 //! - `host.rs` is [`LuaHooks`], the core's session logic, one script per session.
 //! - `source.rs` is the script on disk.
@@ -10,6 +11,7 @@
 //! The scripting guide is SCRIPTING.md; editor type stubs are in `lua/types/rt.lua`.
 
 mod api;
+mod data;
 mod host;
 mod sandbox;
 mod session;
