@@ -175,6 +175,28 @@ fn examples() -> BTreeMap<&'static str, Vec<u8>> {
         }),
     );
     m.insert("udp_bound", server(ServerMsg::UdpBound));
+    m.insert(
+        "set_player_props",
+        client(ClientMsg::SetPlayerProps(b"ready")),
+    );
+    m.insert(
+        "set_session_props",
+        client(ClientMsg::SetSessionProps(b"map=2")),
+    );
+    m.insert(
+        "player_props",
+        server(ServerMsg::PlayerProps {
+            peer: 2,
+            props: b"ready",
+        }),
+    );
+    m.insert(
+        "session_props",
+        server(ServerMsg::SessionProps {
+            by: 1,
+            props: b"map=2",
+        }),
+    );
     m
 }
 

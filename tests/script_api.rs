@@ -484,3 +484,62 @@ fn typed_data_round_trips_between_a_rust_client_and_a_script() {
     assert_eq!(reply.get(5), Some(&RtValue::Double(2.25)));
     assert_eq!(reply.get(6), Some(&RtValue::Data(inner)));
 }
+
+#[test]
+fn properties_changes_can_be_refused_and_scripts_can_set_them() {
+    let (server, _dir) = start_script(
+        config(),
+        r#"
+        return {
+          -- MGOBE onChangeCustomPlayerStatus / onChangeRoom.
+          on_player_props = function(player, props) return props ~= "cheater" end,
+          on_session_props = function(player, props)
+            if player.peer ~= 1 then return false end      -- only the host changes the room
+            rt.send("all", 40, "room by " .. player.name .. ": " .. props)
+            return true
+          end,
+          on_message = function(packet)
+            rt.set_player_props(packet.sender, "promoted")
+            rt.set_session_props("round=2")
+            rt.send(packet.sender, 41, rt.player(packet.sender).props .. " " .. rt.session.props)
+          end,
+        }
+        "#,
+    );
+    let mut host = server.connect("r", "host");
+    let mut guest = server.connect("r", "guest");
+    guest.set_player_props(b"cheater").unwrap();
+    let refused = guest
+        .wait_for(WAIT, |e| matches!(e, Event::Error { .. }))
+        .unwrap();
+    assert!(matches!(refused, Event::Error { code, .. } if code == Code::PropsRefused.as_u16()));
+    guest.set_session_props(b"map=evil").unwrap();
+    let refused = guest
+        .wait_for(WAIT, |e| matches!(e, Event::Error { .. }))
+        .unwrap();
+    assert!(matches!(refused, Event::Error { code, .. } if code == Code::PropsRefused.as_u16()));
+    host.set_session_props(b"map=2").unwrap();
+    assert_eq!(text_on(&mut guest, 40), "room by host: map=2");
+    let room = guest
+        .wait_for(WAIT, |e| matches!(e, Event::SessionProps { .. }))
+        .unwrap();
+    assert_eq!(
+        room,
+        Event::SessionProps {
+            by: 1,
+            props: b"map=2".to_vec()
+        }
+    );
+    guest.send(To::Server, 1, Intent::Reliable, b"").unwrap();
+    assert_eq!(text_on(&mut guest, 41), "promoted round=2");
+    let mine = host
+        .wait_for(WAIT, |e| matches!(e, Event::PlayerProps { .. }))
+        .unwrap();
+    assert_eq!(
+        mine,
+        Event::PlayerProps {
+            peer: 2,
+            props: b"promoted".to_vec()
+        }
+    );
+}

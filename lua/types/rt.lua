@@ -10,6 +10,7 @@
 ---@field id string         The game's id for the player from HELLO (may be empty).
 ---@field name string       Display name from HELLO.
 ---@field udp boolean       Whether the player's UDP channel is bound.
+---@field props string      Custom properties as clients see them (SET_PLAYER_PROPS).
 ---@field data table        Per-player data, yours to fill; lives as long as the player.
 
 ---A packet offered to `on_packet`, `rt.on_packet` handlers and `on_message`.
@@ -39,6 +40,7 @@
 ---@field id integer    Session id (what clients join by).
 ---@field name string   Session name ("" if unnamed).
 ---@field data table    Session data shared by all callbacks; yours to fill.
+---@field props string  Session properties as clients see them (SET_SESSION_PROPS).
 
 ---The callbacks a script returns. Every one is optional.
 ---@class rt.Callbacks
@@ -50,6 +52,8 @@
 ---@field on_network_change fun(player: rt.Player, state: "udp_bound")|nil
 ---@field on_group_join (fun(player: rt.Player, group: integer): boolean?)|nil
 ---@field on_group_leave (fun(player: rt.Player, group: integer): boolean?)|nil
+---@field on_player_props (fun(player: rt.Player, props: string): boolean?)|nil
+---@field on_session_props (fun(player: rt.Player, props: string): boolean?)|nil
 ---@field on_group_change fun(group: integer, members: integer[])|nil
 ---@field on_packet (fun(packet: rt.Packet): boolean?)|nil
 ---@field on_send_to_player (fun(packet: rt.Packet): boolean?)|nil
@@ -150,6 +154,15 @@ function rt.kick(peer, reason) end
 ---Ends the session: every player gets CLOSE code 23 with the reason.
 ---@param reason string|nil
 function rt.end_session(reason) end
+
+---Sets a player's custom properties; every player gets PLAYER_PROPS.
+---@param peer integer
+---@param props string
+function rt.set_player_props(peer, props) end
+
+---Sets the session's custom properties; every player gets SESSION_PROPS (by = 0).
+---@param props string
+function rt.set_session_props(props) end
 
 ---Puts a player in a group (members get GROUP_MEMBERS).
 ---@param group integer

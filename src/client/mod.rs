@@ -170,6 +170,20 @@ pub enum Event {
         /// Server clock minus this machine's clock, estimated at the round trip's midpoint.
         offset_us: i64,
     },
+    /// A player's custom properties were set (or, after joining, were already set).
+    PlayerProps {
+        /// Whose.
+        peer: u16,
+        /// The properties.
+        props: Vec<u8>,
+    },
+    /// The session's custom properties were set (or, after joining, were already set).
+    SessionProps {
+        /// Who set them (0 = the server).
+        by: u16,
+        /// The properties.
+        props: Vec<u8>,
+    },
     /// A non-fatal error about something this client sent.
     Error {
         /// A [`crate::core::Code`] value.
@@ -476,6 +490,14 @@ impl Client {
     pub fn query_group(&mut self, group: u16) -> Result<(), ClientError> {
         self.send_msg(&ClientMsg::GroupQuery(group))
     }
+    /// Sets this player's custom properties; everyone gets [`Event::PlayerProps`].
+    pub fn set_player_props(&mut self, props: &[u8]) -> Result<(), ClientError> {
+        self.send_msg(&ClientMsg::SetPlayerProps(props))
+    }
+    /// Sets the session's custom properties; everyone gets [`Event::SessionProps`].
+    pub fn set_session_props(&mut self, props: &[u8]) -> Result<(), ClientError> {
+        self.send_msg(&ClientMsg::SetSessionProps(props))
+    }
     /// Sends a PING over TCP; the answer is [`Event::Pong`].
     pub fn ping(&mut self) -> Result<(), ClientError> {
         let client_time = self.epoch.elapsed().as_micros() as u64 + 1;
@@ -729,6 +751,14 @@ impl Client {
                     offset_us: server_time_us as i64 - (wall_us - rtt_us as i64 / 2),
                 }
             }
+            ServerMsg::PlayerProps { peer, props } => Event::PlayerProps {
+                peer,
+                props: props.to_vec(),
+            },
+            ServerMsg::SessionProps { by, props } => Event::SessionProps {
+                by,
+                props: props.to_vec(),
+            },
             ServerMsg::Error { code, message } => Event::Error {
                 code,
                 message: message.to_owned(),

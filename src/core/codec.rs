@@ -22,6 +22,8 @@ pub const DELIVERY_HEADER: usize = LEN_PREFIX + 12;
 pub const MAX_NAME_BYTES: usize = 128;
 /// Longest access token the server accepts.
 pub const MAX_TOKEN_BYTES: usize = 1024;
+/// Largest player or session properties the server keeps.
+pub const MAX_PROPS_BYTES: usize = 4096;
 
 /// Message type bytes. Client-to-server types are 0x01..=0x7F, server-to-client 0x81..=0xFF.
 pub mod msg_type {
@@ -41,6 +43,10 @@ pub mod msg_type {
     pub const LEAVE: u8 = 0x07;
     /// Client (UDP only): bind this datagram's source address to the connection.
     pub const UDP_BIND: u8 = 0x08;
+    /// Client: set this player's custom properties (opaque bytes).
+    pub const SET_PLAYER_PROPS: u8 = 0x09;
+    /// Client: set the session's custom properties (opaque bytes).
+    pub const SET_SESSION_PROPS: u8 = 0x0A;
     /// Server: handshake accepted.
     pub const WELCOME: u8 = 0x81;
     /// Server: handshake refused; the connection closes.
@@ -61,6 +67,10 @@ pub mod msg_type {
     pub const ERROR: u8 = 0x89;
     /// Server (UDP only): the UDP address is bound.
     pub const UDP_BOUND: u8 = 0x8A;
+    /// Server: a player's custom properties.
+    pub const PLAYER_PROPS: u8 = 0x8B;
+    /// Server: the session's custom properties.
+    pub const SESSION_PROPS: u8 = 0x8C;
 }
 
 /// Why bytes could not be decoded. `Incomplete` is not here: it is `Ok(None)` from [`split_frame`].
@@ -268,6 +278,10 @@ pub enum ClientMsg<'a> {
     Leave,
     /// Bind the UDP source address (UDP only).
     UdpBind,
+    /// Set this player's custom properties.
+    SetPlayerProps(&'a [u8]),
+    /// Set the session's custom properties.
+    SetSessionProps(&'a [u8]),
 }
 
 /// A player listed in WELCOME or announced by PLAYER_JOINED.
@@ -372,6 +386,20 @@ pub enum ServerMsg<'a> {
     },
     /// UDP bound.
     UdpBound,
+    /// A player's custom properties.
+    PlayerProps {
+        /// Whose.
+        peer: u16,
+        /// The properties, opaque.
+        props: &'a [u8],
+    },
+    /// The session's custom properties.
+    SessionProps {
+        /// Who set them (0 = the server).
+        by: u16,
+        /// The properties, opaque.
+        props: &'a [u8],
+    },
 }
 
 /// Reads fields from a frame body.
@@ -541,6 +569,8 @@ impl<'a> ClientMsg<'a> {
             },
             msg_type::LEAVE => ClientMsg::Leave,
             msg_type::UDP_BIND => ClientMsg::UdpBind,
+            msg_type::SET_PLAYER_PROPS => ClientMsg::SetPlayerProps(r.rest()),
+            msg_type::SET_SESSION_PROPS => ClientMsg::SetSessionProps(r.rest()),
             other => return Err(DecodeError::UnknownType(other)),
         })
     }
@@ -599,6 +629,16 @@ impl<'a> ClientMsg<'a> {
             }
             ClientMsg::UdpBind => {
                 let start = begin_frame(buf, msg_type::UDP_BIND);
+                end_frame(buf, start);
+            }
+            ClientMsg::SetPlayerProps(props) => {
+                let start = begin_frame(buf, msg_type::SET_PLAYER_PROPS);
+                buf.extend_from_slice(props);
+                end_frame(buf, start);
+            }
+            ClientMsg::SetSessionProps(props) => {
+                let start = begin_frame(buf, msg_type::SET_SESSION_PROPS);
+                buf.extend_from_slice(props);
                 end_frame(buf, start);
             }
         }
@@ -687,6 +727,14 @@ impl<'a> ServerMsg<'a> {
                 message: r.str("message")?,
             },
             msg_type::UDP_BOUND => ServerMsg::UdpBound,
+            msg_type::PLAYER_PROPS => ServerMsg::PlayerProps {
+                peer: r.u16("peer id")?,
+                props: r.rest(),
+            },
+            msg_type::SESSION_PROPS => ServerMsg::SessionProps {
+                by: r.u16("set by")?,
+                props: r.rest(),
+            },
             other => return Err(DecodeError::UnknownType(other)),
         })
     }
@@ -772,6 +820,18 @@ impl<'a> ServerMsg<'a> {
                 let start = begin_frame(buf, msg_type::UDP_BOUND);
                 end_frame(buf, start);
             }
+            ServerMsg::PlayerProps { peer, props } => {
+                let start = begin_frame(buf, msg_type::PLAYER_PROPS);
+                buf.put_u16(*peer);
+                buf.extend_from_slice(props);
+                end_frame(buf, start);
+            }
+            ServerMsg::SessionProps { by, props } => {
+                let start = begin_frame(buf, msg_type::SESSION_PROPS);
+                buf.put_u16(*by);
+                buf.extend_from_slice(props);
+                end_frame(buf, start);
+            }
         }
     }
 }
@@ -831,6 +891,8 @@ mod tests {
             ClientMsg::Ping { client_time: 99 },
             ClientMsg::Leave,
             ClientMsg::UdpBind,
+            ClientMsg::SetPlayerProps(b"ready"),
+            ClientMsg::SetSessionProps(b""),
         ];
         for msg in msgs {
             let buf = frame_of(&msg);
@@ -898,6 +960,14 @@ mod tests {
                 message: "opcode 0",
             },
             ServerMsg::UdpBound,
+            ServerMsg::PlayerProps {
+                peer: 2,
+                props: b"ready",
+            },
+            ServerMsg::SessionProps {
+                by: 0,
+                props: b"map=2",
+            },
         ];
         for msg in msgs {
             let mut buf = Vec::new();

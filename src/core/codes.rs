@@ -63,11 +63,15 @@ pub enum Code {
     InvalidGroup = 32,
     /// Non-fatal: the session's script refused a group join or leave.
     GroupRefused = 33,
+    /// Non-fatal: the session's script refused a properties change.
+    PropsRefused = 34,
+    /// Non-fatal: properties over 4096 bytes; nothing changed.
+    PropsTooLarge = 35,
 }
 
 impl Code {
     /// Every code, for documentation tests and clients that print tables.
-    pub const ALL: [Code; 28] = [
+    pub const ALL: [Code; 30] = [
         Code::Malformed,
         Code::FrameTooLarge,
         Code::UnknownMessageType,
@@ -96,6 +100,8 @@ impl Code {
         Code::UnknownPeer,
         Code::InvalidGroup,
         Code::GroupRefused,
+        Code::PropsRefused,
+        Code::PropsTooLarge,
     ];
 
     /// The code's value on the wire.
@@ -134,6 +140,8 @@ impl Code {
             Code::UnknownPeer => "unknown_peer",
             Code::InvalidGroup => "invalid_group",
             Code::GroupRefused => "group_refused",
+            Code::PropsRefused => "props_refused",
+            Code::PropsTooLarge => "props_too_large",
         }
     }
 

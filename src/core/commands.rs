@@ -61,6 +61,11 @@ impl<H: Hooks> Server<H> {
                     self.group_changed(now, session, group, conn);
                 }
             }
+            Command::SetProps {
+                session,
+                peer,
+                props,
+            } => self.set_props(session, peer, PeerId::SERVER, &props),
             Command::SetTimer { session, timer, at } => {
                 if self.sessions.contains_key(&session) {
                     self.schedule_script_timer(session, timer, at);

@@ -93,6 +93,16 @@ pub enum Command {
         /// Player.
         peer: PeerId,
     },
+    /// Set a player's (`peer` non-zero) or the session's (`peer` 0) custom properties; everyone
+    /// in the session is told.
+    SetProps {
+        /// Session.
+        session: SessionId,
+        /// The player, or 0 for the session's properties.
+        peer: PeerId,
+        /// The new properties.
+        props: Vec<u8>,
+    },
     /// Call [`Hooks::on_timer`] with `timer` at `at`.
     SetTimer {
         /// Session.
@@ -115,6 +125,15 @@ impl Outbox {
     pub fn push(&mut self, command: Command) {
         self.commands.push(command);
     }
+}
+
+/// Whose custom properties a change is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PropsScope {
+    /// The player's own (MGOBE custom player status).
+    Player,
+    /// The session's (MGOBE room properties).
+    Session,
 }
 
 /// What every hook call is given: which session, the time, and where to put commands.
@@ -179,6 +198,18 @@ pub trait Hooks {
         _peer: PeerId,
         _group: u16,
         _joining: bool,
+    ) -> bool {
+        true
+    }
+
+    /// A player asks to change its own or the session's custom properties. `false` refuses it:
+    /// the player gets ERROR code 34 and nothing changes.
+    fn props_request(
+        &mut self,
+        _ctx: &mut Ctx<'_>,
+        _peer: PeerId,
+        _scope: PropsScope,
+        _props: &[u8],
     ) -> bool {
         true
     }

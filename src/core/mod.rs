@@ -11,6 +11,7 @@ mod conn;
 pub mod hooks;
 pub mod ids;
 mod outbuf;
+mod props;
 mod router;
 mod server;
 mod session;
@@ -22,7 +23,9 @@ mod udp;
 mod tests;
 
 pub use codes::Code;
-pub use hooks::{Command, Ctx, Hooks, NoScript, Outbox, PlayerInfo, SendTarget, Verdict};
+pub use hooks::{
+    Command, Ctx, Hooks, NoScript, Outbox, PlayerInfo, PropsScope, SendTarget, Verdict,
+};
 pub use ids::{ConnId, GroupId, PeerId, SessionId};
 pub use server::{Event, Server, WallClock};
 pub use stats::Stats;

@@ -15,7 +15,7 @@ use super::codec::{
 };
 use super::codes::Code;
 use super::conn::{ConnTable, Phase};
-use super::hooks::{Ctx, Hooks, Outbox, PlayerInfo};
+use super::hooks::{Ctx, Hooks, Outbox, PlayerInfo, PropsScope};
 use super::ids::{ConnId, PeerId, SessionId};
 use super::session::Session;
 use super::stats::Stats;
@@ -294,6 +294,12 @@ impl<H: Hooks> Server<H> {
             ClientMsg::GroupQuery(g) => self.group_query(id, session, g),
             ClientMsg::Ping { client_time } => self.pong(now, id, client_time, via),
             ClientMsg::Leave => self.close(now, id, Code::ClientLeft, "left"),
+            ClientMsg::SetPlayerProps(props) => {
+                self.props_request(now, id, session, peer, PropsScope::Player, props)
+            }
+            ClientMsg::SetSessionProps(props) => {
+                self.props_request(now, id, session, peer, PropsScope::Session, props)
+            }
             ClientMsg::UdpBind => {
                 // Binding is handled when the datagram is authenticated (udp.rs); over TCP it
                 // means nothing.
@@ -476,6 +482,7 @@ impl<H: Hooks> Server<H> {
         );
         self.timers
             .schedule(now + self.config.idle_timeout(), TimerKey::Idle(id, serial));
+        self.replay_props(sid, id, peer);
         self.call_hook(now, sid, |h, ctx| h.player_joined(ctx, info));
         Ok(())
     }

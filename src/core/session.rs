@@ -14,6 +14,8 @@ pub(crate) struct Member {
     pub player_id: String,
     /// Display name.
     pub name: String,
+    /// Custom properties set with SET_PLAYER_PROPS (opaque).
+    pub props: Vec<u8>,
 }
 
 /// One session.
@@ -33,6 +35,10 @@ pub(crate) struct Session {
     pub server_seq: u32,
     /// Set while the session is being ended.
     pub ending: bool,
+    /// Custom properties set with SET_SESSION_PROPS (opaque), and who set them last.
+    pub props: Vec<u8>,
+    /// Peer that set `props` last (0 = the server).
+    pub props_by: u16,
 }
 
 impl Session {
@@ -45,6 +51,8 @@ impl Session {
             empty_epoch: 0,
             server_seq: 1,
             ending: false,
+            props: Vec::new(),
+            props_by: 0,
         }
     }
 
@@ -75,6 +83,7 @@ impl Session {
                 conn,
                 player_id: player_id.to_owned(),
                 name: name.to_owned(),
+                props: Vec::new(),
             },
         );
         peer
@@ -97,6 +106,12 @@ impl Session {
 
     fn index_of(&self, peer: PeerId) -> Result<usize, usize> {
         self.members.binary_search_by_key(&peer, |m| m.peer)
+    }
+
+    /// A member by peer id, to change it.
+    pub(crate) fn member_mut(&mut self, peer: PeerId) -> Option<&mut Member> {
+        let i = self.index_of(peer).ok()?;
+        Some(&mut self.members[i])
     }
 
     /// The connection of a peer.

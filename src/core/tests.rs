@@ -32,6 +32,8 @@ enum Got {
     Close(u16),
     Error(u16),
     UdpBound,
+    PlayerProps(u16, Vec<u8>),
+    SessionProps(u16, Vec<u8>),
 }
 
 fn own(msg: ServerMsg<'_>) -> Got {
@@ -66,6 +68,8 @@ fn own(msg: ServerMsg<'_>) -> Got {
         ServerMsg::Close { code, .. } => Got::Close(code),
         ServerMsg::Error { code, .. } => Got::Error(code),
         ServerMsg::UdpBound => Got::UdpBound,
+        ServerMsg::PlayerProps { peer, props } => Got::PlayerProps(peer, props.to_vec()),
+        ServerMsg::SessionProps { by, props } => Got::SessionProps(by, props.to_vec()),
     }
 }
 
@@ -733,4 +737,39 @@ fn hooks_see_packets_first_and_can_answer_from_peer_zero() {
             payload: b"rewritten".to_vec()
         }]
     );
+}
+
+#[test]
+fn properties_reach_everyone_and_are_replayed_to_late_joiners() {
+    let mut s = sim(config());
+    let a = s.join("r", "a");
+    let b = s.join("r", "b");
+    s.recv(a);
+    s.recv(b);
+    s.send(a, ClientMsg::SetPlayerProps(b"ready"));
+    s.send(b, ClientMsg::SetSessionProps(b"map=2"));
+    for id in [a, b] {
+        assert_eq!(
+            s.recv(id),
+            vec![
+                Got::PlayerProps(1, b"ready".to_vec()),
+                Got::SessionProps(2, b"map=2".to_vec())
+            ]
+        );
+    }
+    let c = s.join("r", "c");
+    let got = s.recv(c);
+    assert_eq!(
+        &got[1..],
+        &[
+            Got::SessionProps(2, b"map=2".to_vec()),
+            Got::PlayerProps(1, b"ready".to_vec())
+        ],
+        "after WELCOME, what is already set"
+    );
+    s.recv(a);
+    s.recv(b);
+    s.send(a, ClientMsg::SetPlayerProps(&[0; 5000]));
+    assert_eq!(s.recv(a), vec![Got::Error(Code::PropsTooLarge.as_u16())]);
+    assert!(s.recv(b).iter().all(|g| !matches!(g, Got::PlayerProps(..))));
 }

@@ -201,6 +201,7 @@ pub(crate) fn install(lua: &Lua, session_name: &str, server_id: &str) -> mlua::R
     session.set("id", session_id)?;
     session.set("name", session_name)?;
     session.set("data", lua.create_table()?)?;
+    session.set("props", "")?;
     rt.set("session", session)?;
     let players = lua.create_table()?;
     lua.set_named_registry_value("moonrt.players", players)?;
@@ -289,6 +290,42 @@ pub(crate) fn install(lua: &Lua, session_name: &str, server_id: &str) -> mlua::R
                 session,
                 code: Code::SessionEnded,
                 reason: reason.unwrap_or_else(|| "the session ended".into()),
+            });
+            Ok(())
+        })?,
+    )?;
+    rt.set(
+        "set_player_props",
+        lua.create_function(|lua, (peer, props): (i64, Value)| {
+            let peer = peer_id(peer)?;
+            let bytes = payload_bytes(&props)?;
+            let players: Table = lua.named_registry_value("moonrt.players")?;
+            if let Some(player) = players.get::<Option<Table>>(peer)? {
+                player.set("props", lua.create_string(&bytes)?)?;
+            }
+            let mut st = state(lua)?;
+            let session = st.session;
+            st.commands.push(Command::SetProps {
+                session,
+                peer: PeerId(peer),
+                props: bytes,
+            });
+            Ok(())
+        })?,
+    )?;
+    rt.set(
+        "set_session_props",
+        lua.create_function(|lua, props: Value| {
+            let bytes = payload_bytes(&props)?;
+            let rt: Table = lua.globals().get("rt")?;
+            rt.get::<Table>("session")?
+                .set("props", lua.create_string(&bytes)?)?;
+            let mut st = state(lua)?;
+            let session = st.session;
+            st.commands.push(Command::SetProps {
+                session,
+                peer: PeerId::SERVER,
+                props: bytes,
             });
             Ok(())
         })?,

@@ -4,7 +4,7 @@ use super::session::SessionScript;
 use super::source::ScriptSource;
 use crate::config::{Config, ScriptConfig};
 use crate::core::codec::Data;
-use crate::core::{Code, Ctx, Hooks, PeerId, PlayerInfo, SessionId, Verdict};
+use crate::core::{Code, Ctx, Hooks, PeerId, PlayerInfo, PropsScope, SessionId, Verdict};
 use std::collections::HashMap;
 use std::time::Instant;
 
@@ -140,6 +140,19 @@ impl Hooks for LuaHooks {
     ) -> bool {
         match self.sessions.get_mut(&ctx.session) {
             Some(script) => script.group_request(ctx, peer, group, joining),
+            None => true,
+        }
+    }
+
+    fn props_request(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        peer: PeerId,
+        scope: PropsScope,
+        props: &[u8],
+    ) -> bool {
+        match self.sessions.get_mut(&ctx.session) {
+            Some(script) => script.props_request(ctx, peer, scope, props),
             None => true,
         }
     }

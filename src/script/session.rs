@@ -6,7 +6,7 @@ use super::sandbox::{self, BUDGET_ERROR, Budget};
 use super::source::ScriptSource;
 use crate::config::{OnError, ScriptConfig};
 use crate::core::codec::{Data, Intent, Target};
-use crate::core::{Code, Command, Ctx, PeerId, PlayerInfo, SendTarget, Verdict};
+use crate::core::{Code, Command, Ctx, PeerId, PlayerInfo, PropsScope, SendTarget, Verdict};
 use mlua::{Function, IntoLuaMulti, Lua, Table, Value};
 use std::time::Duration;
 
@@ -231,6 +231,7 @@ impl SessionScript {
         player.set("id", info.player_id)?;
         player.set("name", info.name)?;
         player.set("udp", false)?;
+        player.set("props", "")?;
         player.set("data", self.lua.create_table()?)?;
         Ok(player)
     }
@@ -283,6 +284,44 @@ impl SessionScript {
         // An error in the check refuses: membership stays as it was.
         self.call_named(ctx, name, (player, group))
             .is_some_and(|v| v != Value::Boolean(false))
+    }
+
+    /// `on_player_props` / `on_session_props`: `false` refuses a player's properties change;
+    /// otherwise `player.props` or `rt.session.props` take the new value.
+    pub(crate) fn props_request(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        peer: PeerId,
+        scope: PropsScope,
+        props: &[u8],
+    ) -> bool {
+        let Some(player) = self.player(peer) else {
+            return true;
+        };
+        let Ok(value) = self.lua.create_string(props) else {
+            return false;
+        };
+        let name = match scope {
+            PropsScope::Player => "on_player_props",
+            PropsScope::Session => "on_session_props",
+        };
+        if self.callback(name).is_some() {
+            let verdict = self.call_named(ctx, name, (player.clone(), value.clone()));
+            // An error in the check refuses: the properties stay as they were.
+            if verdict.is_none_or(|v| v == Value::Boolean(false)) {
+                return false;
+            }
+        }
+        let mirrored = match scope {
+            PropsScope::Player => player.set("props", value),
+            PropsScope::Session => self
+                .lua
+                .globals()
+                .get::<Table>("rt")
+                .and_then(|rt| rt.get::<Table>("session"))
+                .and_then(|session| session.set("props", value)),
+        };
+        mirrored.is_ok()
     }
 
     pub(crate) fn group_changed(&mut self, ctx: &mut Ctx<'_>, group: u16, members: &[PeerId]) {
