@@ -543,3 +543,76 @@ fn properties_changes_can_be_refused_and_scripts_can_set_them() {
         }
     );
 }
+
+#[test]
+fn group_change_reports_the_new_members() {
+    let (server, _dir) = start_script(
+        config(),
+        r#"
+        return {
+          on_group_change = function(group, members)
+            rt.send("all", 80, group .. ":" .. table.concat(members, ",")
+              .. " seen as " .. table.concat(rt.group_members(group), ","))
+          end,
+        }
+        "#,
+    );
+    let mut a = server.connect("r", "a");
+    let mut b = server.connect("r", "b");
+    a.join_group(6).unwrap();
+    assert_eq!(text_on(&mut b, 80), "6:1 seen as 1");
+    b.join_group(6).unwrap();
+    assert_eq!(text_on(&mut b, 80), "6:1,2 seen as 1,2");
+    a.leave_group(6).unwrap();
+    assert_eq!(text_on(&mut b, 80), "6:2 seen as 2");
+}
+
+#[test]
+fn session_end_runs_when_the_last_player_leaves() {
+    use moonrt::core::codec::{ClientMsg, Hello, JoinMode};
+    use moonrt::core::{Server, WallClock};
+    let dir = TempDir::new("end");
+    let path = dir.write(
+        "main.lua",
+        // The only channel out of a state whose players are gone: an error the host counts.
+        r#"return { on_session_end = function() error("ended " .. rt.session.name) end }"#,
+    );
+    let config = config();
+    let source = moonrt::script::ScriptSource::read(&path).unwrap();
+    let hooks = moonrt::script::LuaHooks::new(source, &config).unwrap();
+    let now = std::time::Instant::now();
+    let mut core = Server::new(
+        config,
+        0,
+        hooks,
+        WallClock {
+            at: now,
+            unix_us: 0,
+        },
+    );
+    let id = core.handle_accept(now, "127.0.0.1:1".parse().unwrap());
+    let mut bytes = Vec::new();
+    ClientMsg::Hello(Hello {
+        version: 1,
+        mode: JoinMode::JoinOrCreate("finale"),
+        token: "",
+        player_id: "",
+        player_name: "p",
+        payload: b"",
+    })
+    .encode(&mut bytes);
+    ClientMsg::Leave.encode(&mut bytes);
+    assert_eq!(core.hooks_mut().session_count(), 0);
+    core.handle_tcp_bytes(now, id, &bytes);
+    assert_eq!(
+        core.session_count(),
+        0,
+        "linger 0: the session ended with its last player"
+    );
+    assert_eq!(core.hooks_mut().session_count(), 0, "its Lua state is gone");
+    assert_eq!(
+        core.hooks_mut().error_count(),
+        1,
+        "on_session_end ran (and raised)"
+    );
+}
