@@ -141,52 +141,36 @@ impl<H: Hooks> Server<H> {
         self.conns.send_tcp(id, |buf| msg.encode(buf));
     }
 
-    pub(crate) fn group_join(
+    /// A client's GROUP_JOIN (`joining`) or GROUP_LEAVE: checked, offered to session logic,
+    /// applied. Members (and a leaver) get GROUP_MEMBERS; a request that changes nothing is
+    /// answered like GROUP_QUERY.
+    pub(crate) fn group_request(
         &mut self,
         now: Instant,
         id: ConnId,
         sid: SessionId,
         peer: PeerId,
         g: u16,
+        joining: bool,
     ) {
         if g == 0 {
             self.send_error(id, Code::InvalidGroup, "group 0 is reserved");
             return;
         }
-        if self.group_refused(now, id, sid, peer, g, true) {
+        if self.group_refused(now, id, sid, peer, g, joining) {
             return;
         }
         let Some(session) = self.sessions.get_mut(&sid) else {
             return;
         };
-        if session.join_group(g, peer, id) {
-            self.group_changed(now, sid, g, None);
+        let changed = if joining {
+            session.join_group(g, peer, id)
         } else {
-            self.group_query(id, sid, g);
-        }
-    }
-
-    pub(crate) fn group_leave(
-        &mut self,
-        now: Instant,
-        id: ConnId,
-        sid: SessionId,
-        peer: PeerId,
-        g: u16,
-    ) {
-        if g == 0 {
-            self.send_error(id, Code::InvalidGroup, "group 0 is reserved");
-            return;
-        }
-        if self.group_refused(now, id, sid, peer, g, false) {
-            return;
-        }
-        let Some(session) = self.sessions.get_mut(&sid) else {
-            return;
+            session.leave_group(g, peer)
         };
-        if session.leave_group(g, peer) {
-            // The remaining members and the leaver all learn the new membership.
-            self.group_changed(now, sid, g, Some(id));
+        if changed {
+            // A leaver is no longer a member, so it is told explicitly.
+            self.group_changed(now, sid, g, (!joining).then_some(id));
         } else {
             self.group_query(id, sid, g);
         }

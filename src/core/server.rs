@@ -289,8 +289,8 @@ impl<H: Hooks> Server<H> {
                 }
                 self.route_data(now, id, session, peer, &data);
             }
-            ClientMsg::GroupJoin(g) => self.group_join(now, id, session, peer, g),
-            ClientMsg::GroupLeave(g) => self.group_leave(now, id, session, peer, g),
+            ClientMsg::GroupJoin(g) => self.group_request(now, id, session, peer, g, true),
+            ClientMsg::GroupLeave(g) => self.group_request(now, id, session, peer, g, false),
             ClientMsg::GroupQuery(g) => self.group_query(id, session, g),
             ClientMsg::Ping { client_time } => self.pong(now, id, client_time, via),
             ClientMsg::Leave => self.close(now, id, Code::ClientLeft, "left"),

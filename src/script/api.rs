@@ -86,6 +86,14 @@ fn state(lua: &Lua) -> mlua::Result<mlua::AppDataRefMut<'_, CallState>> {
         .ok_or_else(|| mlua::Error::runtime("rt is only usable inside a moonrt session"))
 }
 
+/// Records a command for the running callback's session.
+fn record(lua: &Lua, make: impl FnOnce(SessionId) -> mlua::Result<Command>) -> mlua::Result<()> {
+    let session = state(lua)?.session;
+    let command = make(session)?;
+    state(lua)?.commands.push(command);
+    Ok(())
+}
+
 /// Parses an intent name; `nil` is reliable.
 pub(crate) fn parse_intent(value: &Value) -> mlua::Result<Intent> {
     match value {
@@ -271,27 +279,25 @@ pub(crate) fn install(lua: &Lua, session_name: &str, server_id: &str) -> mlua::R
     rt.set(
         "kick",
         lua.create_function(|lua, (peer, reason): (i64, Option<String>)| {
-            let mut st = state(lua)?;
-            let session = st.session;
-            st.commands.push(Command::Kick {
-                session,
-                peer: PeerId(peer_id(peer)?),
-                reason: reason.unwrap_or_else(|| "kicked".into()),
-            });
-            Ok(())
+            record(lua, |session| {
+                Ok(Command::Kick {
+                    session,
+                    peer: PeerId(peer_id(peer)?),
+                    reason: reason.unwrap_or_else(|| "kicked".into()),
+                })
+            })
         })?,
     )?;
     rt.set(
         "end_session",
         lua.create_function(|lua, reason: Option<String>| {
-            let mut st = state(lua)?;
-            let session = st.session;
-            st.commands.push(Command::EndSession {
-                session,
-                code: Code::SessionEnded,
-                reason: reason.unwrap_or_else(|| "the session ended".into()),
-            });
-            Ok(())
+            record(lua, |session| {
+                Ok(Command::EndSession {
+                    session,
+                    code: Code::SessionEnded,
+                    reason: reason.unwrap_or_else(|| "the session ended".into()),
+                })
+            })
         })?,
     )?;
     rt.set(
@@ -303,14 +309,13 @@ pub(crate) fn install(lua: &Lua, session_name: &str, server_id: &str) -> mlua::R
             if let Some(player) = players.get::<Option<Table>>(peer)? {
                 player.set("props", lua.create_string(&bytes)?)?;
             }
-            let mut st = state(lua)?;
-            let session = st.session;
-            st.commands.push(Command::SetProps {
-                session,
-                peer: PeerId(peer),
-                props: bytes,
-            });
-            Ok(())
+            record(lua, |session| {
+                Ok(Command::SetProps {
+                    session,
+                    peer: PeerId(peer),
+                    props: bytes,
+                })
+            })
         })?,
     )?;
     rt.set(
@@ -320,40 +325,37 @@ pub(crate) fn install(lua: &Lua, session_name: &str, server_id: &str) -> mlua::R
             let rt: Table = lua.globals().get("rt")?;
             rt.get::<Table>("session")?
                 .set("props", lua.create_string(&bytes)?)?;
-            let mut st = state(lua)?;
-            let session = st.session;
-            st.commands.push(Command::SetProps {
-                session,
-                peer: PeerId::SERVER,
-                props: bytes,
-            });
-            Ok(())
+            record(lua, |session| {
+                Ok(Command::SetProps {
+                    session,
+                    peer: PeerId::SERVER,
+                    props: bytes,
+                })
+            })
         })?,
     )?;
     rt.set(
         "group_add",
         lua.create_function(|lua, (group, peer): (i64, i64)| {
-            let mut st = state(lua)?;
-            let session = st.session;
-            st.commands.push(Command::GroupAdd {
-                session,
-                group: group_id(group)?,
-                peer: PeerId(peer_id(peer)?),
-            });
-            Ok(())
+            record(lua, |session| {
+                Ok(Command::GroupAdd {
+                    session,
+                    group: group_id(group)?,
+                    peer: PeerId(peer_id(peer)?),
+                })
+            })
         })?,
     )?;
     rt.set(
         "group_remove",
         lua.create_function(|lua, (group, peer): (i64, i64)| {
-            let mut st = state(lua)?;
-            let session = st.session;
-            st.commands.push(Command::GroupRemove {
-                session,
-                group: group_id(group)?,
-                peer: PeerId(peer_id(peer)?),
-            });
-            Ok(())
+            record(lua, |session| {
+                Ok(Command::GroupRemove {
+                    session,
+                    group: group_id(group)?,
+                    peer: PeerId(peer_id(peer)?),
+                })
+            })
         })?,
     )?;
     rt.set(

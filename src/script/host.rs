@@ -26,12 +26,7 @@ impl LuaHooks {
     pub fn new(source: ScriptSource, config: &Config) -> Result<LuaHooks, String> {
         let server_id = config.server_id();
         let mut outbox = crate::core::Outbox::default();
-        let mut ctx = Ctx {
-            session: SessionId(0),
-            now: Instant::now(),
-            wall_us: wall_us(),
-            out: &mut outbox,
-        };
+        let mut ctx = process_ctx(&mut outbox);
         let mut process = SessionScript::start(&source, &config.script, &ctx, "", &server_id)?;
         process.process_start(&mut ctx, &config.script.args);
         Ok(LuaHooks {
@@ -64,13 +59,7 @@ impl LuaHooks {
 /// Loads the script in a throwaway state exactly as a session would, and reports what is wrong.
 pub fn check(source: &ScriptSource, config: &ScriptConfig) -> Result<(), String> {
     let mut outbox = crate::core::Outbox::default();
-    let ctx = Ctx {
-        session: SessionId(0),
-        now: Instant::now(),
-        wall_us: 0,
-        out: &mut outbox,
-    };
-    SessionScript::start(source, config, &ctx, "", "check").map(|_| ())
+    SessionScript::start(source, config, &process_ctx(&mut outbox), "", "check").map(|_| ())
 }
 
 fn wall_us() -> u64 {
