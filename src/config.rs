@@ -82,6 +82,8 @@ pub struct ScriptConfig {
     pub on_error: OnError,
     /// Arguments passed to the script's `on_process_start(args)`.
     pub args: Vec<String>,
+    /// Watch the script folder and make a saved edit current for new sessions.
+    pub watch: bool,
 }
 
 /// What a Lua error in a callback does.
@@ -102,6 +104,7 @@ impl Default for ScriptConfig {
             instruction_budget: 10_000_000,
             on_error: OnError::Log,
             args: Vec::new(),
+            watch: true,
         }
     }
 }

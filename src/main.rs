@@ -13,12 +13,29 @@ use std::process::ExitCode;
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Cli {
+    /// What to do instead of serving.
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Development mode: empty sessions end at once (so an edited script reaches the next
+    /// connect) and every script swap is logged prominently.
+    #[arg(long)]
+    dev: bool,
     /// Path to the configuration file.
     #[arg(short, long, default_value = "config.toml")]
     config: PathBuf,
     /// TCP listen address; overrides `server.listen`.
     #[arg(short, long)]
     listen: Option<SocketAddr>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Load and validate a script exactly as the server would; print errors with file:line and
+    /// exit non-zero if it would be refused. PATH defaults to the config's `script.path`.
+    Check {
+        /// The main script.
+        path: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -34,28 +51,61 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), String> {
-    let text = std::fs::read_to_string(&cli.config)
-        .map_err(|e| format!("cannot read {}: {e}", cli.config.display()))?;
-    let mut config =
-        Config::from_toml(&text).map_err(|e| format!("{}: {e}", cli.config.display()))?;
+    let mut config = if cli.config.exists() || cli.command.is_none() {
+        let text = std::fs::read_to_string(&cli.config)
+            .map_err(|e| format!("cannot read {}: {e}", cli.config.display()))?;
+        Config::from_toml(&text).map_err(|e| format!("{}: {e}", cli.config.display()))?
+    } else {
+        Config::default()
+    };
+    if let Some(Command::Check { path }) = cli.command {
+        let path = path.unwrap_or_else(|| PathBuf::from(&config.script.path));
+        let checked = ScriptSource::read(&path)
+            .and_then(|source| moonrt::script::check(&source, &config.script).map(|()| source));
+        let source = match checked {
+            Ok(source) => source,
+            Err(e) => {
+                // Plain text on stderr, for a studio's CI log.
+                eprintln!("error: {}: {e}", path.display());
+                std::process::exit(1);
+            }
+        };
+        println!(
+            "{}: ok ({} .lua files in {})",
+            path.display(),
+            source.files().count(),
+            source.folder().display()
+        );
+        return Ok(());
+    }
     if let Some(listen) = cli.listen {
         config.server.listen = listen;
+    }
+    if cli.dev {
+        config.sessions.empty_session_linger_ms = 0;
+        log::warn!("development mode: empty sessions end at once; script swaps are logged loudly");
     }
     raise_open_file_limit(config.server.max_connections);
     if config.script.path.is_empty() {
         log::info!("no script configured: plain relay");
-        return serve(config, NoScript);
+        let server = NetServer::bind(config, NoScript).map_err(|e| format!("cannot start: {e}"))?;
+        return serve(server);
     }
     let path = PathBuf::from(&config.script.path);
     let source = ScriptSource::read(&path)?;
-    let hooks = LuaHooks::new(source, &config)
+    let mut hooks = LuaHooks::new(source, &config)
         .map_err(|e| format!("script {} does not load: {e}", path.display()))?;
-    log::info!("script {} loaded", path.display());
-    serve(config, hooks)
+    hooks.set_dev(cli.dev);
+    let watch = config.script.watch;
+    let mut server = NetServer::bind(config, hooks).map_err(|e| format!("cannot start: {e}"))?;
+    if watch {
+        let handle = server.handle();
+        server.hooks_mut().watch(move || handle.wake())?;
+    }
+    serve(server)
 }
 
-fn serve<H: Hooks>(config: Config, hooks: H) -> Result<(), String> {
-    let mut server = NetServer::bind(config, hooks).map_err(|e| format!("cannot start: {e}"))?;
+fn serve<H: Hooks>(mut server: NetServer<H>) -> Result<(), String> {
     server
         .handle_signals()
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;

@@ -233,6 +233,12 @@ pub trait Hooks {
     /// The server is stopping (before its sessions end).
     fn server_stopping(&mut self) {}
 
+    /// Reload the logic now (SIGHUP). New sessions get the new logic; running ones keep theirs.
+    fn reload(&mut self) {}
+
+    /// The event loop was woken from another thread (a watcher saw files change, say).
+    fn woken(&mut self) {}
+
     /// Whether the logic considers the process healthy (for health checks).
     fn healthy(&mut self) -> bool {
         true

@@ -119,7 +119,7 @@ impl<H: Hooks> Server<H> {
         self.hooks.healthy()
     }
 
-    /// The session logic.
+    /// The session logic, to reload it or hand it a waker.
     pub fn hooks_mut(&mut self) -> &mut H {
         &mut self.hooks
     }

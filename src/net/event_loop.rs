@@ -55,7 +55,7 @@ impl<H: Hooks> NetServer<H> {
                             s.udp_carry = true;
                         }
                     }
-                    WAKER => {}
+                    WAKER => self.core.hooks_mut().woken(),
                     SIGNALS => self.read_signals(),
                     token => {
                         let id = ConnId((token.0 - FIRST_CONN) as u32);
@@ -132,7 +132,10 @@ impl<H: Hooks> NetServer<H> {
                     log::info!("received signal {signal}: stopping gracefully");
                     self.stop.store(true, Ordering::SeqCst);
                 }
-                SIGHUP => log::info!("received SIGHUP: nothing to reload in this version"),
+                SIGHUP => {
+                    log::info!("received SIGHUP: reloading the script");
+                    self.core.hooks_mut().reload();
+                }
                 _ => {}
             }
         }

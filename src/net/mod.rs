@@ -40,6 +40,13 @@ pub struct ServerHandle {
 }
 
 impl ServerHandle {
+    /// Wakes the loop, which then calls the session logic's [`Hooks::woken`].
+    pub fn wake(&self) {
+        if let Err(e) = self.waker.wake() {
+            log::error!("could not wake the event loop: {e}");
+        }
+    }
+
     /// Starts a graceful stop: clients get CLOSE(SHUTTING_DOWN), output is flushed, `run` returns.
     pub fn shutdown(&self) {
         self.stop.store(true, Ordering::SeqCst);
@@ -145,6 +152,11 @@ impl<H: Hooks> NetServer<H> {
     /// The core, for inspection.
     pub fn core(&self) -> &Server<H> {
         &self.core
+    }
+
+    /// The session logic (to start its watcher with [`NetServer::handle`]'s waker, say).
+    pub fn hooks_mut(&mut self) -> &mut H {
+        self.core.hooks_mut()
     }
 
     fn conn_mut(&mut self, id: ConnId) -> Option<&mut NetConn> {

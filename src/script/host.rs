@@ -1,42 +1,89 @@
-//! [`LuaHooks`]: the core's session logic, backed by one [`SessionScript`] per session.
+//! [`LuaHooks`]: the core's session logic, backed by one [`SessionScript`] per session, and the
+//! registry of script versions (the current one starts new sessions; running sessions keep
+//! theirs).
 
 use super::session::SessionScript;
 use super::source::ScriptSource;
+use super::watcher::Watcher;
 use crate::config::{Config, ScriptConfig};
 use crate::core::codec::Data;
 use crate::core::{Code, Ctx, Hooks, PeerId, PlayerInfo, PropsScope, SessionId, Verdict};
 use std::collections::HashMap;
+use std::path::PathBuf;
+use std::rc::Rc;
 use std::time::Instant;
 
 /// Runs the session script: a fresh Lua state for each session, dropped when the session ends.
 pub struct LuaHooks {
-    source: ScriptSource,
+    /// The version new sessions start with.
+    current: Rc<ScriptSource>,
+    /// The main file, re-read on reload.
+    path: PathBuf,
     config: ScriptConfig,
     server_id: String,
     /// The process-wide state: `on_process_start`, `on_process_terminate`, `on_health_check`.
+    /// Built from the version loaded at startup.
     process: SessionScript,
     sessions: HashMap<SessionId, SessionScript>,
     /// Lua errors in sessions that have ended.
     past_errors: u64,
+    /// Set by [`LuaHooks::watch`]: tells the loop thread that files changed.
+    watcher: Option<Watcher>,
+    /// Log swaps prominently (`--dev`).
+    dev: bool,
 }
 
 impl LuaHooks {
-    /// Session logic from a script. Starts the process-wide state (which also proves the script
-    /// loads) and calls its `on_process_start(args)`.
-    pub fn new(source: ScriptSource, config: &Config) -> Result<LuaHooks, String> {
+    /// Session logic from a script, as generation 1. Starts the process-wide state (which also
+    /// proves the script loads) and calls its `on_process_start(args)`.
+    pub fn new(mut source: ScriptSource, config: &Config) -> Result<LuaHooks, String> {
+        source.generation = 1;
+        let path = source.folder().join(source.main_name());
+        let current = Rc::new(source);
         let server_id = config.server_id();
         let mut outbox = crate::core::Outbox::default();
         let mut ctx = process_ctx(&mut outbox);
-        let mut process = SessionScript::start(&source, &config.script, &ctx, "", &server_id)?;
+        let mut process = SessionScript::start(&current, &config.script, &ctx, "", &server_id)?;
         process.process_start(&mut ctx, &config.script.args);
+        log::info!(
+            "script {} is generation 1 ({} files, hash {:016x})",
+            path.display(),
+            current.files().count(),
+            current.hash()
+        );
         Ok(LuaHooks {
-            source,
+            current,
+            path,
             config: config.script.clone(),
             server_id,
             process,
             sessions: HashMap::new(),
             past_errors: 0,
+            watcher: None,
+            dev: false,
         })
+    }
+
+    /// Logs every swap at warn level, so an edit shows in the terminal (`--dev`).
+    pub fn set_dev(&mut self, dev: bool) {
+        self.dev = dev;
+    }
+
+    /// Watches the script folder; `wake` is called (from the watcher thread) after a burst of
+    /// changes settles, and the loop thread then calls [`Hooks::woken`], which reloads.
+    pub fn watch(&mut self, wake: impl Fn() + Send + 'static) -> Result<(), String> {
+        self.watcher = Some(Watcher::start(self.current.folder(), wake)?);
+        Ok(())
+    }
+
+    /// The generation new sessions start with.
+    pub fn generation(&self) -> u64 {
+        self.current.generation
+    }
+
+    /// The generation a running session started with.
+    pub fn session_generation(&self, session: SessionId) -> Option<u64> {
+        self.sessions.get(&session).map(|s| s.generation)
     }
 
     /// Sessions with a running script.
@@ -49,6 +96,53 @@ impl LuaHooks {
         self.past_errors + self.sessions.values().map(|s| s.errors).sum::<u64>()
     }
 
+    /// Reads the script again and, if it changed and validates, makes it current for new
+    /// sessions. Running sessions keep their version. Returns whether a new generation is
+    /// current; a broken or missing script keeps the previous one and is reported.
+    pub fn reload(&mut self) -> Result<bool, String> {
+        let started = Instant::now();
+        let mut next = match ScriptSource::read(&self.path) {
+            Ok(next) => next,
+            Err(e) => {
+                log::warn!(
+                    "script reload skipped, generation {} stays current: {e}",
+                    self.current.generation
+                );
+                return Err(e);
+            }
+        };
+        if next.hash() == self.current.hash() {
+            return Ok(false);
+        }
+        next.generation = self.current.generation + 1;
+        let next = Rc::new(next);
+        let mut outbox = crate::core::Outbox::default();
+        let ctx = process_ctx(&mut outbox);
+        if let Err(e) = SessionScript::start(&next, &self.config, &ctx, "", &self.server_id) {
+            log::error!(
+                "script reload failed, generation {} stays current: {e}",
+                self.current.generation
+            );
+            return Err(e);
+        }
+        self.current = next;
+        let line = format!(
+            "script generation {} is current for new sessions ({} files, hash {:016x}, \
+             checked in {} ms); {} running session(s) keep theirs",
+            self.current.generation,
+            self.current.files().count(),
+            self.current.hash(),
+            started.elapsed().as_millis(),
+            self.sessions.len()
+        );
+        if self.dev {
+            log::warn!("*** {line} ***");
+        } else {
+            log::info!("{line}");
+        }
+        Ok(true)
+    }
+
     fn with(&mut self, ctx: &mut Ctx<'_>, f: impl FnOnce(&mut SessionScript, &mut Ctx<'_>)) {
         if let Some(script) = self.sessions.get_mut(&ctx.session) {
             f(script, ctx);
@@ -59,7 +153,8 @@ impl LuaHooks {
 /// Loads the script in a throwaway state exactly as a session would, and reports what is wrong.
 pub fn check(source: &ScriptSource, config: &ScriptConfig) -> Result<(), String> {
     let mut outbox = crate::core::Outbox::default();
-    SessionScript::start(source, config, &process_ctx(&mut outbox), "", "check").map(|_| ())
+    let source = Rc::new(source.clone());
+    SessionScript::start(&source, config, &process_ctx(&mut outbox), "", "check").map(|_| ())
 }
 
 fn wall_us() -> u64 {
@@ -82,7 +177,12 @@ fn process_ctx(outbox: &mut crate::core::Outbox) -> Ctx<'_> {
 impl Hooks for LuaHooks {
     fn session_started(&mut self, ctx: &mut Ctx<'_>, name: &str) -> Result<(), String> {
         let mut script =
-            SessionScript::start(&self.source, &self.config, ctx, name, &self.server_id)?;
+            SessionScript::start(&self.current, &self.config, ctx, name, &self.server_id)?;
+        log::info!(
+            "{}: runs script generation {}",
+            ctx.session,
+            script.generation
+        );
         script.drain_into(ctx);
         script.session_start(ctx);
         self.sessions.insert(ctx.session, script);
@@ -177,5 +277,15 @@ impl Hooks for LuaHooks {
     fn healthy(&mut self) -> bool {
         let mut outbox = crate::core::Outbox::default();
         self.process.health_check(&mut process_ctx(&mut outbox))
+    }
+
+    fn reload(&mut self) {
+        let _ = LuaHooks::reload(self);
+    }
+
+    fn woken(&mut self) {
+        if self.watcher.as_ref().is_some_and(Watcher::take_changed) {
+            let _ = LuaHooks::reload(self);
+        }
     }
 }

@@ -6,7 +6,8 @@
 //! - `data.rs` is `rt.data`, typed payloads (GameSparks' RTData) over [`crate::rtdata`].
 //! - `session.rs` is one session's script and every call into it.
 //! - `host.rs` is [`LuaHooks`], the core's session logic, one script per session.
-//! - `source.rs` is the script on disk.
+//! - `source.rs` is a script version: a snapshot of the main file and its modules.
+//! - `watcher.rs` watches the folder on its own thread and wakes the loop after edits settle.
 //!
 //! The scripting guide is SCRIPTING.md; editor type stubs are in `lua/types/rt.lua`.
 
@@ -16,6 +17,7 @@ mod host;
 mod sandbox;
 mod session;
 mod source;
+mod watcher;
 
 pub use host::{LuaHooks, check};
 pub use source::ScriptSource;

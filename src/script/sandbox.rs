@@ -1,8 +1,10 @@
 //! Builds one sandboxed Lua state: safe standard libraries only, `require` confined to the script
 //! folder, a memory cap, and an instruction budget per callback that `pcall` cannot swallow.
 
+use super::source::ScriptSource;
 use mlua::{HookTriggers, Lua, LuaOptions, StdLib, Table, Value, VmState};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Component, PathBuf};
+use std::rc::Rc;
 
 /// How often (in VM instructions) the budget is checked.
 const BUDGET_STEP: u32 = 1_000;
@@ -19,8 +21,9 @@ pub(crate) struct Budget {
 /// The error text a budget overrun raises (checked by the host to end the session).
 pub(crate) const BUDGET_ERROR: &str = "instruction budget exceeded";
 
-/// A new sandboxed state. `folder` is where `require` looks; `memory_limit` caps the state.
-pub(crate) fn new_state(folder: &Path, memory_limit: usize) -> mlua::Result<Lua> {
+/// A new sandboxed state. `require` loads modules from `source`'s snapshot; `memory_limit` caps
+/// the state.
+pub(crate) fn new_state(source: Rc<ScriptSource>, memory_limit: usize) -> mlua::Result<Lua> {
     let libs = StdLib::TABLE
         | StdLib::STRING
         | StdLib::MATH
@@ -47,7 +50,7 @@ pub(crate) fn new_state(folder: &Path, memory_limit: usize) -> mlua::Result<Lua>
         remaining: i64::MAX,
         exhausted: false,
     });
-    lua.set_app_data(ModuleRoot(folder.to_path_buf()));
+    lua.set_app_data(Modules(source));
     install_guards(&lua)?;
     install_require(&lua)?;
     lua.set_memory_limit(memory_limit)?;
@@ -68,8 +71,8 @@ pub(crate) fn new_state(folder: &Path, memory_limit: usize) -> mlua::Result<Lua>
     Ok(lua)
 }
 
-/// Where `require` finds modules.
-struct ModuleRoot(PathBuf);
+/// The version whose snapshot `require` reads.
+struct Modules(Rc<ScriptSource>);
 
 /// `load` accepts text chunks only; `pcall`/`xpcall` re-raise a budget overrun so a script cannot
 /// catch it and keep spinning.
@@ -117,17 +120,15 @@ fn install_require(lua: &Lua) -> mlua::Result<()> {
                 "module name {name:?} is not allowed: use letters, digits, '_' and '.'"
             ))
         })?;
-        let root = lua
-            .app_data_ref::<ModuleRoot>()
-            .map(|r| r.0.clone())
-            .unwrap_or_default();
-        let path = root.join(&relative);
-        let source = std::fs::read_to_string(&path).map_err(|e| {
-            mlua::Error::runtime(format!(
-                "module {name:?} not found: {}: {e}",
-                relative.display()
-            ))
-        })?;
+        let source = lua
+            .app_data_ref::<Modules>()
+            .and_then(|m| m.0.module(&relative).map(str::to_owned))
+            .ok_or_else(|| {
+                mlua::Error::runtime(format!(
+                    "module {name:?} not found: no {} in the script folder",
+                    relative.display()
+                ))
+            })?;
         let value: Value = lua
             .load(source)
             .set_name(format!("@{}", relative.display()))
@@ -163,7 +164,8 @@ mod tests {
     use super::*;
 
     fn state() -> Lua {
-        new_state(Path::new("."), 4 << 20).unwrap()
+        let source = ScriptSource::from_text(std::path::Path::new("main.lua"), String::new());
+        new_state(Rc::new(source), 4 << 20).unwrap()
     }
 
     #[test]

@@ -8,6 +8,7 @@ use crate::config::{OnError, ScriptConfig};
 use crate::core::codec::{Data, Intent, Target};
 use crate::core::{Code, Command, Ctx, PeerId, PlayerInfo, PropsScope, SendTarget, Verdict};
 use mlua::{Function, IntoLuaMulti, Lua, Table, Value};
+use std::rc::Rc;
 use std::time::Duration;
 
 /// A running session's script.
@@ -18,6 +19,8 @@ pub(crate) struct SessionScript {
     fast: FastPath,
     budget: u64,
     on_error: OnError,
+    /// The script generation this state was built from.
+    pub generation: u64,
     /// Lua errors raised by this session's callbacks.
     pub errors: u64,
 }
@@ -25,13 +28,13 @@ pub(crate) struct SessionScript {
 impl SessionScript {
     /// Builds a state, installs `rt`, runs the main chunk; it must return a table of callbacks.
     pub(crate) fn start(
-        source: &ScriptSource,
+        source: &Rc<ScriptSource>,
         config: &ScriptConfig,
         ctx: &Ctx<'_>,
         name: &str,
         server_id: &str,
     ) -> Result<SessionScript, String> {
-        let lua = sandbox::new_state(source.folder(), config.memory_limit_bytes)
+        let lua = sandbox::new_state(source.clone(), config.memory_limit_bytes)
             .map_err(|e| format!("cannot create a Lua state: {e}"))?;
         let mut state = CallState::new(ctx.session, ctx.now);
         state.wall_us = ctx.wall_us;
@@ -55,6 +58,7 @@ impl SessionScript {
             fast,
             budget: config.instruction_budget,
             on_error: config.on_error,
+            generation: source.generation,
             errors: 0,
         })
     }

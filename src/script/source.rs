@@ -1,25 +1,77 @@
-//! The script on disk: its folder (where `require` looks) and the main file's text.
+//! A script version: an immutable snapshot of the main file and every `.lua` module in its folder.
+//!
+//! Sessions keep the version they started with for their whole life (the GameSparks re-cache
+//! rule), so `require` reads modules from the snapshot, never from disk: a module edited on disk
+//! reaches only sessions started after the edit became current.
 
 use mlua::{Lua, Value};
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
-/// A loaded script, ready to start sessions with.
+/// Most `.lua` files a version may hold.
+const MAX_FILES: usize = 1_000;
+/// Most bytes of Lua source a version may hold.
+const MAX_BYTES: usize = 16 << 20;
+
+/// One loaded version of the script.
 #[derive(Debug, Clone)]
 pub struct ScriptSource {
     folder: PathBuf,
     main_name: String,
     text: String,
+    /// Module path relative to the folder (`a/b.lua`) -> source.
+    modules: BTreeMap<PathBuf, String>,
+    hash: u64,
+    /// Set by the registry when the version becomes current (0 before).
+    pub generation: u64,
+    /// When the version was read.
+    pub loaded_at: SystemTime,
 }
 
 impl ScriptSource {
-    /// Reads the main script. Its folder becomes the module root for `require`.
+    /// Reads the main script and snapshots every `.lua` file under its folder.
     pub fn read(path: &Path) -> Result<ScriptSource, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read script {}: {e}", path.display()))?;
-        Ok(ScriptSource::from_text(path, text))
+        let mut source = ScriptSource::from_text(path, text);
+        let mut total = source.text.len();
+        let mut stack = vec![source.folder.clone()];
+        while let Some(dir) = stack.pop() {
+            // An unreadable sub-folder holds nothing `require` could load: skip it.
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let p = entry.path();
+                if entry.file_name().to_string_lossy().starts_with('.') {
+                    continue; // .git, editor swap folders
+                }
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.extension().is_some_and(|e| e == "lua") {
+                    let relative = p.strip_prefix(&source.folder).unwrap_or(&p).to_path_buf();
+                    // A file being replaced may vanish between listing and reading: skip it.
+                    let Ok(module) = std::fs::read_to_string(&p) else {
+                        continue;
+                    };
+                    total += module.len();
+                    if source.modules.len() >= MAX_FILES || total > MAX_BYTES {
+                        return Err(format!(
+                            "{} holds more than {MAX_FILES} .lua files or {MAX_BYTES} bytes",
+                            source.folder.display()
+                        ));
+                    }
+                    source.modules.insert(relative, module);
+                }
+            }
+        }
+        source.hash = source.compute_hash();
+        Ok(source)
     }
 
-    /// A script from text, as if read from `path` (for tests and checks).
+    /// A script from text, as if read from `path`, with no modules (for tests and checks).
     pub fn from_text(path: &Path, text: String) -> ScriptSource {
         let folder = path
             .parent()
@@ -30,14 +82,27 @@ impl ScriptSource {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "main.lua".into());
-        ScriptSource {
+        let mut source = ScriptSource {
             folder,
             main_name,
             text,
-        }
+            modules: BTreeMap::new(),
+            hash: 0,
+            generation: 0,
+            loaded_at: SystemTime::now(),
+        };
+        source.hash = source.compute_hash();
+        source
     }
 
-    /// Where `require` finds modules.
+    fn compute_hash(&self) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.text.hash(&mut h);
+        self.modules.hash(&mut h);
+        h.finish()
+    }
+
+    /// The script's folder.
     pub fn folder(&self) -> &Path {
         &self.folder
     }
@@ -45,6 +110,21 @@ impl ScriptSource {
     /// The main file's name, as error messages show it.
     pub fn main_name(&self) -> &str {
         &self.main_name
+    }
+
+    /// A hash of every file's content: equal hashes mean nothing changed.
+    pub fn hash(&self) -> u64 {
+        self.hash
+    }
+
+    /// The files the version was built from, relative to its folder.
+    pub fn files(&self) -> impl Iterator<Item = &Path> {
+        self.modules.keys().map(PathBuf::as_path)
+    }
+
+    /// A module's source by its path relative to the folder.
+    pub(crate) fn module(&self, relative: &Path) -> Option<&str> {
+        self.modules.get(relative).map(String::as_str)
     }
 
     /// Runs the main chunk in `lua` (named `@main.lua` so errors say `main.lua:LINE:`).
