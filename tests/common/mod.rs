@@ -187,3 +187,28 @@ pub fn text_on(client: &mut Client, opcode: u32) -> String {
         _ => unreachable!(),
     }
 }
+
+/// A server running the script at `path` with the folder watcher on, as the binary runs it.
+pub fn start_watching(config: Config, path: &std::path::Path) -> TestServer {
+    let source = moonrt::script::ScriptSource::read(path).unwrap();
+    let (tx, rx) = mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let hooks = moonrt::script::LuaHooks::new(source, &config).expect("script loads");
+        let mut server = NetServer::bind(config, hooks).expect("bind on loopback");
+        let handle = server.handle();
+        server
+            .hooks_mut()
+            .watch(move || handle.wake())
+            .expect("watch the folder");
+        tx.send((server.local_addr(), server.udp_addr(), server.handle()))
+            .unwrap();
+        server.run().expect("event loop")
+    });
+    let (addr, udp, handle) = rx.recv().expect("server started");
+    TestServer {
+        addr,
+        udp,
+        handle,
+        thread: Some(thread),
+    }
+}
