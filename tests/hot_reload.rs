@@ -166,7 +166,6 @@ fn moonrt_check_exits_zero_for_a_good_script_and_one_with_file_and_line_for_a_ba
 
 #[test]
 fn sighup_reloads_the_script_when_watching_is_off() {
-    use std::io::{BufRead, BufReader};
     let dir = TempDir::new("sighup");
     let path = dir.write("main.lua", &script("v1"));
     let config = dir.write(
@@ -177,21 +176,7 @@ fn sighup_reloads_the_script_when_watching_is_off() {
             path.to_str().unwrap()
         ),
     );
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_moonrt"))
-        .arg("--config")
-        .arg(&config)
-        .env("RUST_LOG", "info")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("server logs").unwrap();
-        if let Some(rest) = line.split("listening tcp=").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    let drain = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+    let (mut child, addr, drain) = spawn_binary(&config);
     let version = |room: &str| {
         let mut c = Client::connect(addr.as_str(), Connect::join_or_create(room)).unwrap();
         text_on(&mut c, 1)

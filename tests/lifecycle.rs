@@ -6,8 +6,7 @@ use common::*;
 use moonrt::client::{Client, Connect, Event, To};
 use moonrt::core::Code;
 use moonrt::core::codec::Intent;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 #[test]
@@ -74,22 +73,7 @@ fn binary_logs_its_address_and_exits_zero_on_sigterm_after_closing_clients() {
     std::fs::create_dir_all(&dir).unwrap();
     let config_path = dir.join("config.toml");
     std::fs::write(&config_path, "[server]\nlisten = \"127.0.0.1:0\"\n").unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_moonrt"))
-        .arg("--config")
-        .arg(&config_path)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("server logs before exiting").unwrap();
-        if let Some(rest) = line.split("listening tcp=").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    // Keep draining the log so the server never blocks on a full pipe.
-    let drain = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+    let (mut child, addr, drain) = spawn_binary(&config_path);
     let mut client = Client::connect(addr.as_str(), Connect::join_or_create("x")).unwrap();
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

@@ -44,9 +44,19 @@ impl TestServer {
         config: Config,
         build: impl FnOnce() -> H + Send + 'static,
     ) -> TestServer {
+        TestServer::start_prepared(config, build, |_| {})
+    }
+
+    /// Like [`TestServer::start_built`], with `prepare` run on the bound server before it runs.
+    pub fn start_prepared<H: Hooks + 'static>(
+        config: Config,
+        build: impl FnOnce() -> H + Send + 'static,
+        prepare: impl FnOnce(&mut NetServer<H>) + Send + 'static,
+    ) -> TestServer {
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::spawn(move || {
-            let server = NetServer::bind(config, build()).expect("bind on loopback");
+            let mut server = NetServer::bind(config, build()).expect("bind on loopback");
+            prepare(&mut server);
             tx.send((server.local_addr(), server.udp_addr(), server.handle()))
                 .unwrap();
             server.run().expect("event loop")
@@ -191,24 +201,44 @@ pub fn text_on(client: &mut Client, opcode: u32) -> String {
 /// A server running the script at `path` with the folder watcher on, as the binary runs it.
 pub fn start_watching(config: Config, path: &std::path::Path) -> TestServer {
     let source = moonrt::script::ScriptSource::read(path).unwrap();
-    let (tx, rx) = mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        let hooks = moonrt::script::LuaHooks::new(source, &config).expect("script loads");
-        let mut server = NetServer::bind(config, hooks).expect("bind on loopback");
-        let handle = server.handle();
-        server
-            .hooks_mut()
-            .watch(move || handle.wake())
-            .expect("watch the folder");
-        tx.send((server.local_addr(), server.udp_addr(), server.handle()))
-            .unwrap();
-        server.run().expect("event loop")
-    });
-    let (addr, udp, handle) = rx.recv().expect("server started");
-    TestServer {
-        addr,
-        udp,
-        handle,
-        thread: Some(thread),
-    }
+    let for_hooks = config.clone();
+    TestServer::start_prepared(
+        config,
+        move || moonrt::script::LuaHooks::new(source, &for_hooks).expect("script loads"),
+        |server| {
+            let handle = server.handle();
+            server
+                .hooks_mut()
+                .watch(move || handle.wake())
+                .expect("watch the folder");
+        },
+    )
+}
+
+/// The real `moonrt` binary running `--config <config>`, its TCP address from its log, and a
+/// thread collecting the rest of the log (so the pipe never fills).
+pub fn spawn_binary(
+    config: &std::path::Path,
+) -> (
+    std::process::Child,
+    String,
+    std::thread::JoinHandle<Vec<String>>,
+) {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_moonrt"))
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("server logs before exiting").unwrap();
+        if let Some(rest) = line.split("listening tcp=").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    let drain = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+    (child, addr, drain)
 }
