@@ -26,6 +26,7 @@ const PAYLOAD: usize = 64;
 fn config() -> Config {
     let mut config = Config::default();
     config.server.listen = "127.0.0.1:0".parse().unwrap();
+    config.server.ws_listen = "127.0.0.1:0".into();
     config.server.max_connections = 20_000;
     config.server.max_sessions = 20_000;
     config.limits.max_messages_per_sec = 1_000_000;

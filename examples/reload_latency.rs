@@ -22,6 +22,7 @@ fn main() {
     std::fs::write(&path, script(0)).unwrap();
     let mut config = Config::default();
     config.server.listen = "127.0.0.1:0".parse().unwrap();
+    config.server.ws_listen = "127.0.0.1:0".into();
     config.sessions.empty_session_linger_ms = 0;
     let (tx, rx) = std::sync::mpsc::channel();
     let source = ScriptSource::read(&path).unwrap();

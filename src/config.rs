@@ -28,6 +28,8 @@ pub struct ServerConfig {
     pub udp_listen: String,
     /// Whether the UDP socket is opened at all.
     pub udp_enabled: bool,
+    /// WebSocket listen address for browsers; empty turns WebSocket off.
+    pub ws_listen: String,
     /// Connections held at once; more are refused with SERVER_FULL.
     pub max_connections: usize,
     /// Sessions alive at once; creating more is refused with TOO_MANY_SESSIONS.
@@ -115,6 +117,7 @@ impl Default for ServerConfig {
             listen: "0.0.0.0:7777".parse().expect("literal address"),
             udp_listen: String::new(),
             udp_enabled: true,
+            ws_listen: "0.0.0.0:7778".into(),
             max_connections: 10_000,
             max_sessions: 2_000,
             handshake_timeout_ms: 5_000,
@@ -212,6 +215,18 @@ impl Config {
             "server.idle_timeout_ms",
             || format!("must fit in 32 bits (got {})", s.idle_timeout_ms),
         )?;
+        if !s.ws_listen.is_empty() {
+            check(
+                s.ws_listen.parse::<SocketAddr>().is_ok(),
+                "server.ws_listen",
+                || {
+                    format!(
+                        "must be an address like 0.0.0.0:7778, or empty (got {:?})",
+                        s.ws_listen
+                    )
+                },
+            )?;
+        }
         if !s.udp_listen.is_empty() {
             check(
                 s.udp_listen.parse::<SocketAddr>().is_ok(),

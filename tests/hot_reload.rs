@@ -171,7 +171,7 @@ fn sighup_reloads_the_script_when_watching_is_off() {
     let config = dir.write(
         "config.toml",
         &format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n[sessions]\nempty_session_linger_ms = 0\n\
+            "[server]\nlisten = \"127.0.0.1:0\"\nws_listen = \"127.0.0.1:0\"\n[sessions]\nempty_session_linger_ms = 0\n\
              [script]\npath = {:?}\nwatch = false\n",
             path.to_str().unwrap()
         ),

@@ -72,7 +72,11 @@ fn binary_logs_its_address_and_exits_zero_on_sigterm_after_closing_clients() {
     let dir = std::env::temp_dir().join(format!("moonrt-sigterm-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let config_path = dir.join("config.toml");
-    std::fs::write(&config_path, "[server]\nlisten = \"127.0.0.1:0\"\n").unwrap();
+    std::fs::write(
+        &config_path,
+        "[server]\nlisten = \"127.0.0.1:0\"\nws_listen = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
     let (mut child, addr, drain) = spawn_binary(&config_path);
     let mut client = Client::connect(addr.as_str(), Connect::join_or_create("x")).unwrap();
     let status = Command::new("kill")

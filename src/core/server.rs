@@ -616,6 +616,14 @@ impl<H: Hooks> Server<H> {
         }
     }
 
+    /// The transport saw input it cannot accept (a WebSocket text message on the native
+    /// protocol, an oversized WebSocket message): the connection closes with `code`.
+    pub fn handle_protocol_error(&mut self, now: Instant, id: ConnId, code: Code, message: &str) {
+        self.stats.protocol_errors += 1;
+        self.close(now, id, code, message);
+        self.after_input(now);
+    }
+
     /// The transport lost the connection (EOF, reset, error).
     pub fn handle_disconnect(&mut self, now: Instant, id: ConnId) {
         self.close(now, id, Code::ConnectionLost, "connection lost");

@@ -2,7 +2,7 @@
 //! connection once, then close what the core asked to close. Like Redis's `ae`: the flush is the
 //! "before sleep" step, so everything a turn produced for a connection leaves in one write.
 
-use super::{FIRST_CONN, LISTENER, NetServer, SIGNALS, UDP, WAKER};
+use super::{FIRST_CONN, LISTENER, NetServer, SIGNALS, UDP, WAKER, WS_LISTENER};
 use crate::core::{ConnId, Event, Hooks, Stats};
 use mio::Events;
 use std::io;
@@ -49,7 +49,8 @@ impl<H: Hooks> NetServer<H> {
             let now = Instant::now();
             for event in events.iter() {
                 match event.token() {
-                    LISTENER => self.accept_all(now),
+                    LISTENER => self.accept_all(now, false),
+                    WS_LISTENER => self.accept_all(now, true),
                     UDP => {
                         if event.is_readable() {
                             s.udp_carry = true;
@@ -61,6 +62,9 @@ impl<H: Hooks> NetServer<H> {
                         let id = ConnId((token.0 - FIRST_CONN) as u32);
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
                             self.read_conn(now, id, &mut s);
+                        }
+                        if event.is_writable() {
+                            self.ws_writable(id);
                         }
                     }
                 }
@@ -78,7 +82,10 @@ impl<H: Hooks> NetServer<H> {
                     self.core.connection_count()
                 );
                 stop_deadline = Some(now + Duration::from_millis(self.grace_ms));
-                if let Some(mut listener) = self.listener.take() {
+                for mut listener in [self.listener.take(), self.ws_listener.take()]
+                    .into_iter()
+                    .flatten()
+                {
                     let _ = self.poll.registry().deregister(&mut listener);
                 }
                 self.core.begin_shutdown(now);

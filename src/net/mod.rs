@@ -3,12 +3,15 @@
 //! One thread and one `mio::Poll` serve everything. Fixed tokens name the TCP listener, the UDP
 //! socket, the waker and the signal pipe; connection `ConnId(n)` is token `FIRST_CONN + n`.
 //!
-//! Files: `event_loop.rs` is one loop turn (poll, read, timers, flush, close); `tcp.rs` reads and
-//! writes connections; `udp.rs` receives and sends datagrams.
+//! Files: `event_loop.rs` is one loop turn (poll, read, timers, flush, close); `tcp.rs` accepts,
+//! reads and writes connections; `ws.rs` does the same for WebSocket connections (tungstenite
+//! over the same non-blocking stream; the core cannot tell them apart); `udp.rs` receives and
+//! sends datagrams.
 
 mod event_loop;
 mod tcp;
 mod udp;
+mod ws;
 
 use crate::config::Config;
 use crate::core::{ConnId, Hooks, Server, WallClock};
@@ -24,11 +27,23 @@ const LISTENER: Token = Token(0);
 const UDP: Token = Token(1);
 const WAKER: Token = Token(2);
 const SIGNALS: Token = Token(3);
+const WS_LISTENER: Token = Token(4);
 const FIRST_CONN: usize = 16;
 
-/// A connection's socket, and when it started closing.
+/// A connection's transport.
+enum Link {
+    /// Native frames on a plain TCP stream.
+    Tcp(TcpStream),
+    /// A WebSocket upgrade in progress (resumed on each readable event). Boxed: it holds the
+    /// request buffer, and most connections never need it.
+    WsHandshake(Option<Box<ws::MidHandshake>>),
+    /// Native frames in binary WebSocket messages.
+    Ws(Box<tungstenite::WebSocket<TcpStream>>),
+}
+
+/// A connection's transport, and when it started closing.
 struct NetConn {
-    stream: TcpStream,
+    link: Link,
     closing_since: Option<Instant>,
 }
 
@@ -60,6 +75,8 @@ impl ServerHandle {
 pub struct NetServer<H: Hooks> {
     poll: Poll,
     listener: Option<TcpListener>,
+    ws_listener: Option<TcpListener>,
+    ws_config: tungstenite::protocol::WebSocketConfig,
     udp: Option<UdpSocket>,
     waker: Arc<Waker>,
     stop: Arc<AtomicBool>,
@@ -68,6 +85,7 @@ pub struct NetServer<H: Hooks> {
     conns: Vec<Option<NetConn>>,
     tcp_addr: SocketAddr,
     udp_addr: Option<SocketAddr>,
+    ws_addr: Option<SocketAddr>,
     grace_ms: u64,
 }
 
@@ -91,6 +109,26 @@ impl<H: Hooks> NetServer<H> {
         } else {
             (None, None)
         };
+        let (ws_listener, ws_addr) = if config.server.ws_listen.is_empty() {
+            (None, None)
+        } else {
+            let addr: SocketAddr = config
+                .server
+                .ws_listen
+                .parse()
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{e}")))?;
+            let mut listener = TcpListener::bind(addr).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("binding WebSocket listener on {addr}: {e}"),
+                )
+            })?;
+            let bound = listener.local_addr()?;
+            poll.registry()
+                .register(&mut listener, WS_LISTENER, Interest::READABLE)?;
+            (Some(listener), Some(bound))
+        };
+        let ws_config = ws::config(&config);
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let clock = WallClock {
             at: Instant::now(),
@@ -102,12 +140,15 @@ impl<H: Hooks> NetServer<H> {
         let grace_ms = config.server.shutdown_grace_ms;
         let udp_port = udp_addr.map(|a| a.port()).unwrap_or(0);
         log::info!(
-            "listening tcp={tcp_addr} udp={}",
-            udp_addr.map_or("off".to_string(), |a| a.to_string())
+            "listening tcp={tcp_addr} udp={} ws={}",
+            udp_addr.map_or("off".to_string(), |a| a.to_string()),
+            ws_addr.map_or("off".to_string(), |a| a.to_string())
         );
         Ok(NetServer {
             poll,
             listener: Some(listener),
+            ws_listener,
+            ws_config,
             udp,
             waker,
             stop: Arc::new(AtomicBool::new(false)),
@@ -116,6 +157,7 @@ impl<H: Hooks> NetServer<H> {
             conns: Vec::new(),
             tcp_addr,
             udp_addr,
+            ws_addr,
             grace_ms,
         })
     }
@@ -139,6 +181,11 @@ impl<H: Hooks> NetServer<H> {
     /// The UDP address actually bound, if UDP is on.
     pub fn udp_addr(&self) -> Option<SocketAddr> {
         self.udp_addr
+    }
+
+    /// The WebSocket address actually bound, if WebSocket is on.
+    pub fn ws_addr(&self) -> Option<SocketAddr> {
+        self.ws_addr
     }
 
     /// A handle to stop the server from another thread.

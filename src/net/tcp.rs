@@ -1,7 +1,7 @@
 //! TCP: accepting, reading until `WouldBlock` (within a budget), writing, closing.
 
 use super::event_loop::{READ_BUDGET, Scratch};
-use super::{FIRST_CONN, NetConn, NetServer};
+use super::{FIRST_CONN, Link, NetConn, NetServer};
 use crate::core::{ConnId, Hooks};
 use mio::{Interest, Token};
 use std::io::{self, Read, Write};
@@ -9,10 +9,15 @@ use std::net::Shutdown;
 use std::time::Instant;
 
 impl<H: Hooks> NetServer<H> {
-    /// Accepts every pending connection.
-    pub(super) fn accept_all(&mut self, now: Instant) {
+    /// Accepts every pending connection, on the TCP listener or (with `ws`) the WebSocket one.
+    pub(super) fn accept_all(&mut self, now: Instant, ws: bool) {
         loop {
-            let Some(listener) = self.listener.as_ref() else {
+            let listener = if ws {
+                self.ws_listener.as_ref()
+            } else {
+                self.listener.as_ref()
+            };
+            let Some(listener) = listener else {
                 return;
             };
             let (mut stream, addr) = match listener.accept() {
@@ -39,12 +44,27 @@ impl<H: Hooks> NetServer<H> {
                 self.core.handle_closed(id);
                 continue;
             }
+            let link = if ws {
+                match super::ws::upgrade(tungstenite::accept_with_config(
+                    stream,
+                    Some(self.ws_config),
+                )) {
+                    Some(link) => link,
+                    None => {
+                        self.core.handle_disconnect(now, id);
+                        self.core.handle_closed(id);
+                        continue;
+                    }
+                }
+            } else {
+                Link::Tcp(stream)
+            };
             let slot = id.0 as usize;
             if self.conns.len() <= slot {
                 self.conns.resize_with(slot + 1, || None);
             }
             self.conns[slot] = Some(NetConn {
-                stream,
+                link,
                 closing_since: None,
             });
         }
@@ -52,15 +72,28 @@ impl<H: Hooks> NetServer<H> {
 
     /// Reads a connection until `WouldBlock`, EOF, the core closing it, or the turn's budget.
     pub(super) fn read_conn(&mut self, now: Instant, id: ConnId, s: &mut Scratch) {
+        match self.conn_mut(id).map(|c| &c.link) {
+            Some(Link::Tcp(_)) => self.read_tcp(now, id, s),
+            Some(Link::WsHandshake(_)) => self.resume_upgrade(now, id, s),
+            Some(Link::Ws(_)) => self.read_ws(now, id, s),
+            None => {}
+        }
+    }
+
+    fn read_tcp(&mut self, now: Instant, id: ConnId, s: &mut Scratch) {
         let mut total = 0;
         loop {
             if self.core.is_closing(id) {
                 return;
             }
-            let Some(conn) = self.conn_mut(id) else {
+            let Some(NetConn {
+                link: Link::Tcp(stream),
+                ..
+            }) = self.conn_mut(id)
+            else {
                 return;
             };
-            match conn.stream.read(&mut s.read) {
+            match stream.read(&mut s.read) {
                 Ok(0) => {
                     self.core.handle_disconnect(now, id);
                     return;
@@ -91,12 +124,17 @@ impl<H: Hooks> NetServer<H> {
             let Some(conn) = self.conns.get_mut(id.0 as usize).and_then(Option::as_mut) else {
                 return;
             };
+            let stream = match &mut conn.link {
+                Link::Tcp(stream) => stream,
+                Link::Ws(_) => return self.flush_ws(id),
+                Link::WsHandshake(_) => return,
+            };
             let pending = self.core.tcp_pending(id);
             if pending.is_empty() {
                 return;
             }
             let len = pending.len();
-            match conn.stream.write(pending) {
+            match stream.write(pending) {
                 Ok(n) => {
                     self.core.tcp_written(id, n);
                     if n == len {
@@ -121,17 +159,27 @@ impl<H: Hooks> NetServer<H> {
     /// Closes a connection's socket: FIN after the flushed bytes, unread input discarded first so
     /// the kernel does not answer with a reset that could destroy our final CLOSE in flight.
     pub(super) fn drop_conn(&mut self, id: ConnId) {
-        let Some(mut conn) = self.conns.get_mut(id.0 as usize).and_then(Option::take) else {
+        let Some(conn) = self.conns.get_mut(id.0 as usize).and_then(Option::take) else {
             return;
+        };
+        let mut stream = match conn.link {
+            Link::Tcp(stream) => stream,
+            Link::Ws(mut ws) => {
+                let _ = ws.close(None);
+                let _ = ws.flush();
+                ws.into_inner()
+            }
+            // Closing the socket ends the upgrade; there is nothing to say on it.
+            Link::WsHandshake(_) => return,
         };
         let mut sink = [0u8; 4096];
         for _ in 0..16 {
-            match conn.stream.read(&mut sink) {
+            match stream.read(&mut sink) {
                 Ok(n) if n > 0 => {}
                 _ => break,
             }
         }
-        let _ = conn.stream.shutdown(Shutdown::Write);
-        let _ = self.poll.registry().deregister(&mut conn.stream);
+        let _ = stream.shutdown(Shutdown::Write);
+        let _ = self.poll.registry().deregister(&mut stream);
     }
 }

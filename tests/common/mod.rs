@@ -18,6 +18,7 @@ pub const WAIT: Duration = Duration::from_secs(5);
 pub struct TestServer {
     pub addr: SocketAddr,
     pub udp: Option<SocketAddr>,
+    pub ws: Option<SocketAddr>,
     handle: ServerHandle,
     thread: Option<JoinHandle<Stats>>,
 }
@@ -26,6 +27,7 @@ pub struct TestServer {
 pub fn config() -> Config {
     let mut c = Config::default();
     c.server.listen = "127.0.0.1:0".parse().unwrap();
+    c.server.ws_listen = "127.0.0.1:0".into();
     c.sessions.empty_session_linger_ms = 0;
     c
 }
@@ -57,14 +59,20 @@ impl TestServer {
         let thread = std::thread::spawn(move || {
             let mut server = NetServer::bind(config, build()).expect("bind on loopback");
             prepare(&mut server);
-            tx.send((server.local_addr(), server.udp_addr(), server.handle()))
-                .unwrap();
+            tx.send((
+                server.local_addr(),
+                server.udp_addr(),
+                server.ws_addr(),
+                server.handle(),
+            ))
+            .unwrap();
             server.run().expect("event loop")
         });
-        let (addr, udp, handle) = rx.recv().expect("server started");
+        let (addr, udp, ws, handle) = rx.recv().expect("server started");
         TestServer {
             addr,
             udp,
+            ws,
             handle,
             thread: Some(thread),
         }

@@ -1,0 +1,169 @@
+//! WebSocket connections: tungstenite over the loop's non-blocking stream, no extra thread.
+//!
+//! The upgrade resumes on each readable event until it completes. After it, binary messages
+//! carry native frames (PROTOCOL.md section 12): their bytes go to the core exactly as TCP bytes
+//! do, and each loop turn's pending output leaves as one binary message. Ping/pong and close
+//! frames are handled by tungstenite; a text message or an oversized one closes the connection.
+
+use super::event_loop::{READ_BUDGET, Scratch};
+use super::{Link, NetServer};
+use crate::config::Config;
+use crate::core::{Code, ConnId, Hooks};
+use mio::net::TcpStream;
+use std::time::Instant;
+use tungstenite::handshake::server::{NoCallback, ServerHandshake};
+use tungstenite::protocol::WebSocketConfig;
+use tungstenite::{Error, HandshakeError, Message};
+
+/// An upgrade waiting for more bytes.
+pub(super) type MidHandshake =
+    tungstenite::handshake::MidHandshake<ServerHandshake<TcpStream, NoCallback>>;
+
+/// Buffer sizes and limits for WebSocket connections, from the config.
+pub(super) fn config(config: &Config) -> WebSocketConfig {
+    let max_message = config.limits.max_frame_bytes + crate::core::codec::LEN_PREFIX;
+    WebSocketConfig::default()
+        // Small eager read buffer: idle browser connections should cost little.
+        .read_buffer_size(4 * 1024)
+        // Each turn writes one message straight to the socket.
+        .write_buffer_size(0)
+        .max_write_buffer_size(config.limits.max_output_buffer_bytes)
+        .max_message_size(Some(max_message))
+        .max_frame_size(Some(max_message))
+}
+
+/// What an upgrade step produced.
+pub(super) fn upgrade(
+    result: Result<
+        tungstenite::WebSocket<TcpStream>,
+        HandshakeError<ServerHandshake<TcpStream, NoCallback>>,
+    >,
+) -> Option<Link> {
+    match result {
+        Ok(ws) => Some(Link::Ws(Box::new(ws))),
+        Err(HandshakeError::Interrupted(mid)) => Some(Link::WsHandshake(Some(Box::new(mid)))),
+        Err(HandshakeError::Failure(e)) => {
+            log::debug!("WebSocket upgrade failed: {e}");
+            None
+        }
+    }
+}
+
+impl<H: Hooks> NetServer<H> {
+    /// Resumes an upgrade; a failed one is a lost connection.
+    pub(super) fn resume_upgrade(&mut self, now: Instant, id: ConnId, s: &mut Scratch) {
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        let Link::WsHandshake(mid) = &mut conn.link else {
+            return;
+        };
+        let Some(mid) = mid.take() else {
+            return;
+        };
+        match upgrade((*mid).handshake()) {
+            Some(link) => {
+                let open = matches!(link, Link::Ws(_));
+                conn.link = link;
+                if open {
+                    // Frames may have arrived with the upgrade request.
+                    self.read_ws(now, id, s);
+                }
+            }
+            None => self.core.handle_disconnect(now, id),
+        }
+    }
+
+    /// Reads messages until `WouldBlock`, the core closing the connection, or the budget.
+    pub(super) fn read_ws(&mut self, now: Instant, id: ConnId, s: &mut Scratch) {
+        let mut total = 0;
+        loop {
+            if self.core.is_closing(id) {
+                return;
+            }
+            let Some(conn) = self.conn_mut(id) else {
+                return;
+            };
+            let Link::Ws(ws) = &mut conn.link else {
+                return;
+            };
+            match ws.read() {
+                Ok(Message::Binary(bytes)) => {
+                    self.core.handle_tcp_bytes(now, id, &bytes);
+                    total += bytes.len();
+                    if total >= READ_BUDGET {
+                        s.carry.push(id);
+                        return;
+                    }
+                }
+                Ok(Message::Text(_)) => {
+                    self.core.handle_protocol_error(
+                        now,
+                        id,
+                        Code::UnexpectedMessage,
+                        "text WebSocket messages are not the native protocol; send binary",
+                    );
+                    return;
+                }
+                // tungstenite queues the pong itself; send it now.
+                Ok(Message::Ping(_)) => {
+                    let _ = ws.flush();
+                }
+                Ok(_) => {}
+                Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(Error::Capacity(e)) => {
+                    self.core
+                        .handle_protocol_error(now, id, Code::FrameTooLarge, &e.to_string());
+                    return;
+                }
+                Err(e) => {
+                    log::debug!("{id}: WebSocket closed: {e}");
+                    self.core.handle_disconnect(now, id);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Sends the connection's pending output as one binary message (queued by tungstenite if
+    /// the socket is full, and flushed when it drains).
+    pub(super) fn flush_ws(&mut self, id: ConnId) {
+        let Some(conn) = self.conns.get_mut(id.0 as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        let Link::Ws(ws) = &mut conn.link else {
+            return;
+        };
+        let pending = self.core.tcp_pending(id);
+        if pending.is_empty() {
+            let _ = ws.flush();
+            return;
+        }
+        let len = pending.len();
+        match ws.write(Message::Binary(tungstenite::Bytes::copy_from_slice(
+            pending,
+        ))) {
+            Ok(()) => self.core.tcp_written(id, len),
+            // Queued: tungstenite sends it when the socket drains.
+            Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                self.core.tcp_written(id, len)
+            }
+            // The client reads too slowly; the core's own cap decides when to disconnect.
+            Err(Error::WriteBufferFull(_)) => self.core.tcp_written(id, 0),
+            Err(e) => {
+                log::debug!("{id}: WebSocket write: {e}");
+                self.core.tcp_written(id, len);
+                self.core.handle_disconnect(Instant::now(), id);
+            }
+        }
+    }
+
+    /// The socket drained: send what tungstenite queued.
+    pub(super) fn ws_writable(&mut self, id: ConnId) {
+        if let Some(conn) = self.conn_mut(id)
+            && let Link::Ws(ws) = &mut conn.link
+        {
+            let _ = ws.flush();
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! The native protocol over WebSocket, as a browser speaks it: binary messages carrying frames.
+//! A WebSocket client and a TCP/UDP client share a session and message each other.
+
+mod common;
+
+use common::*;
+use moonrt::client::To;
+use moonrt::core::Code;
+use moonrt::core::codec::{self, ClientMsg, Data, Hello, Intent, JoinMode, ServerMsg, Target};
+use std::net::TcpStream;
+use tungstenite::{Message, WebSocket};
+
+/// What a browser client would hold: a WebSocket and what it decoded.
+struct Browser {
+    ws: WebSocket<TcpStream>,
+    /// Frames decoded but not yet handed out (one message may hold several).
+    queue: std::collections::VecDeque<Got>,
+}
+
+/// An owned view of a server message, for assertions.
+#[derive(Debug, PartialEq)]
+enum Got {
+    Welcome(u16),
+    Delivery {
+        opcode: u32,
+        sender: u16,
+        payload: Vec<u8>,
+    },
+    Reject(u16),
+    Other(u8),
+}
+
+impl Browser {
+    fn open(server: &TestServer) -> Browser {
+        let addr = server.ws.expect("WebSocket is on");
+        let stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        let (ws, _) = tungstenite::client(format!("ws://{addr}/"), stream).unwrap();
+        Browser {
+            ws,
+            queue: Default::default(),
+        }
+    }
+
+    fn send(&mut self, msg: ClientMsg<'_>) {
+        let mut frame = Vec::new();
+        msg.encode(&mut frame);
+        self.ws.send(Message::Binary(frame.into())).unwrap();
+    }
+
+    fn hello(&mut self, room: &str) -> u16 {
+        self.send(ClientMsg::Hello(Hello {
+            version: 1,
+            mode: JoinMode::JoinOrCreate(room),
+            token: "",
+            player_id: "",
+            player_name: "browser",
+            payload: b"",
+        }));
+        match self.next() {
+            Got::Welcome(peer) => peer,
+            other => panic!("expected WELCOME, got {other:?}"),
+        }
+    }
+
+    /// The next frame; one binary message may hold several, handed out in order.
+    fn next(&mut self) -> Got {
+        while self.queue.is_empty() {
+            let frames = self.next_frames();
+            self.queue.extend(frames);
+        }
+        self.queue.pop_front().unwrap()
+    }
+
+    fn next_frames(&mut self) -> Vec<Got> {
+        loop {
+            match self.ws.read().unwrap() {
+                Message::Binary(bytes) => {
+                    let mut rest = &bytes[..];
+                    let mut out = Vec::new();
+                    while let Some((body, n)) = codec::split_frame(rest, usize::MAX).unwrap() {
+                        out.push(match ServerMsg::decode(body).unwrap() {
+                            ServerMsg::Welcome(w) => Got::Welcome(w.peer),
+                            ServerMsg::Delivery {
+                                opcode,
+                                sender,
+                                payload,
+                                ..
+                            } => Got::Delivery {
+                                opcode,
+                                sender,
+                                payload: payload.to_vec(),
+                            },
+                            ServerMsg::Reject { code, .. } | ServerMsg::Close { code, .. } => {
+                                Got::Reject(code)
+                            }
+                            _ => Got::Other(body[0]),
+                        });
+                        rest = &rest[n..];
+                    }
+                    assert!(rest.is_empty(), "frames never split across messages");
+                    return out;
+                }
+                Message::Ping(_) | Message::Pong(_) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+
+    fn next_delivery(&mut self) -> Got {
+        loop {
+            let got = self.next();
+            if matches!(got, Got::Delivery { .. }) {
+                return got;
+            }
+        }
+    }
+}
+
+#[test]
+fn a_browser_and_a_udp_client_in_one_session_message_each_other() {
+    let server = TestServer::start(config());
+    let mut browser = Browser::open(&server);
+    assert_eq!(browser.hello("mixed"), 1);
+    let mut native = server.connect("mixed", "native");
+    native.bind_udp().unwrap();
+    browser.send(ClientMsg::Data(Data {
+        intent: Intent::Unreliable,
+        opcode: 3,
+        target: Target::AllOthers,
+        payload: b"from the browser",
+    }));
+    let d = next_delivery(&mut native);
+    assert_eq!(
+        (d.sender, d.payload.as_slice(), d.via_udp),
+        (1, &b"from the browser"[..], true)
+    );
+    // The browser has no UDP: unreliable traffic to it travels over the WebSocket.
+    native
+        .send(To::AllOthers, 4, Intent::Unreliable, b"fast")
+        .unwrap();
+    native
+        .send(To::Peers(vec![1]), 5, Intent::Reliable, b"sure")
+        .unwrap();
+    // The two took different paths from the native client (UDP, TCP): no order between them.
+    let mut got = [browser.next_delivery(), browser.next_delivery()];
+    got.sort_by_key(|g| match g {
+        Got::Delivery { opcode, .. } => *opcode,
+        _ => 0,
+    });
+    assert_eq!(
+        got,
+        [
+            Got::Delivery {
+                opcode: 4,
+                sender: 2,
+                payload: b"fast".to_vec()
+            },
+            Got::Delivery {
+                opcode: 5,
+                sender: 2,
+                payload: b"sure".to_vec()
+            }
+        ]
+    );
+}
+
+#[test]
+fn a_text_message_is_refused_with_a_code_and_only_that_browser_is_closed() {
+    let server = TestServer::start(config());
+    let mut a = server.connect("r", "a");
+    let mut b = server.connect("r", "b");
+    let mut browser = Browser::open(&server);
+    browser
+        .ws
+        .send(Message::Text("{\"hello\": 1}".into()))
+        .unwrap();
+    assert_eq!(
+        browser.next(),
+        Got::Reject(Code::UnexpectedMessage.as_u16())
+    );
+    a.send(To::AllOthers, 1, Intent::Reliable, b"still fine")
+        .unwrap();
+    assert_eq!(next_delivery(&mut b).payload, b"still fine");
+}
+
+#[test]
+fn an_oversized_message_closes_the_browser_with_frame_too_large() {
+    let mut c = config();
+    c.limits.max_frame_bytes = 1024;
+    c.limits.max_output_buffer_bytes = 8192;
+    let server = TestServer::start(c);
+    let mut browser = Browser::open(&server);
+    browser.hello("r");
+    browser
+        .ws
+        .send(Message::Binary(vec![0u8; 5000].into()))
+        .unwrap();
+    assert_eq!(browser.next(), Got::Reject(Code::FrameTooLarge.as_u16()));
+}
+
+#[test]
+fn websocket_pings_are_answered_and_native_pings_work_too() {
+    let server = TestServer::start(config());
+    let mut browser = Browser::open(&server);
+    browser.hello("r");
+    browser
+        .ws
+        .send(Message::Ping(b"hi".to_vec().into()))
+        .unwrap();
+    let pong = loop {
+        if let Message::Pong(p) = browser.ws.read().unwrap() {
+            break p;
+        }
+    };
+    assert_eq!(&pong[..], b"hi");
+    browser.send(ClientMsg::Ping { client_time: 77 });
+    assert_eq!(browser.next(), Got::Other(codec::msg_type::PONG));
+}
