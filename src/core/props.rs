@@ -21,22 +21,19 @@ impl<H: Hooks> Server<H> {
         props: &[u8],
     ) {
         if props.len() > MAX_PROPS_BYTES {
-            let msg = ServerMsg::Error {
-                code: Code::PropsTooLarge.as_u16(),
-                message: &format!(
-                    "properties are {} bytes; the limit is {MAX_PROPS_BYTES}",
-                    props.len()
-                ),
-            };
-            self.conns.send_tcp(id, |buf| msg.encode(buf));
+            let why = format!(
+                "properties are {} bytes; the limit is {MAX_PROPS_BYTES}",
+                props.len()
+            );
+            self.send_error(id, Code::PropsTooLarge, &why);
             return;
         }
         if !self.call_hook(now, sid, |h, ctx| h.props_request(ctx, peer, scope, props)) {
-            let msg = ServerMsg::Error {
-                code: Code::PropsRefused.as_u16(),
-                message: "the session script refused the properties change",
-            };
-            self.conns.send_tcp(id, |buf| msg.encode(buf));
+            self.send_error(
+                id,
+                Code::PropsRefused,
+                "the session script refused the properties change",
+            );
             return;
         }
         let target = match scope {

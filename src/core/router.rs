@@ -133,7 +133,7 @@ impl<H: Hooks> Server<H> {
     }
 
     /// Sends a non-fatal ERROR to a connection.
-    fn send_error(&mut self, id: ConnId, code: Code, message: &str) {
+    pub(crate) fn send_error(&mut self, id: ConnId, code: Code, message: &str) {
         let msg = ServerMsg::Error {
             code: code.as_u16(),
             message,
