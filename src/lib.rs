@@ -15,9 +15,13 @@
 //!   - `core::conn`: per-connection state and the delivery hot path; `core::outbuf`: the TCP
 //!     stream buffer and the packed UDP datagram queue; `core::session`: members and groups;
 //!     `core::timer`: the deadline heap; [`core::ids`], [`core::stats`].
-//!   - [`core::hooks`]: the seam where session logic sees packets before they are routed.
-//! - [`net`]: the mio shell: one thread, one poll, TCP listener, UDP socket, waker and signals;
-//!   reads until `WouldBlock`, feeds the core, and flushes each connection once per loop turn.
+//!   - [`core::hooks`]: the seam where session logic sees packets before they are routed;
+//!     `core::commands`: what session logic asks for; `core::props`: custom properties.
+//!   - `core::sessionserver`: the npm sessionserver JSON profile (WebSocket text messages) on top
+//!     of core sessions; `core::js_json`: JSON parsed and written the way JavaScript does.
+//! - [`net`]: the mio shell: one thread, one poll, TCP and WebSocket listeners, UDP socket, waker
+//!   and signals; reads until `WouldBlock`, feeds the core, and flushes each connection once per
+//!   loop turn. `net::ws` runs tungstenite on the loop's non-blocking streams.
 //! - [`script`]: the Lua host (one sandboxed state per session; see its module docs).
 //! - [`rtdata`]: typed payloads (GameSparks' RTData), shared by scripts and clients.
 //! - [`client`]: a small Rust client used by tests, examples and the load generator.

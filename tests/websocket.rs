@@ -166,11 +166,12 @@ fn a_browser_and_a_udp_client_in_one_session_message_each_other() {
 }
 
 #[test]
-fn a_text_message_is_refused_with_a_code_and_only_that_browser_is_closed() {
+fn a_stray_text_message_from_a_native_player_closes_only_that_browser_with_a_code() {
     let server = TestServer::start(config());
     let mut a = server.connect("r", "a");
     let mut b = server.connect("r", "b");
     let mut browser = Browser::open(&server);
+    browser.hello("r");
     browser
         .ws
         .send(Message::Text("{\"hello\": 1}".into()))

@@ -12,6 +12,9 @@ use std::time::Instant;
 pub(crate) enum Phase {
     /// Connected, no HELLO yet.
     AwaitingHello,
+    /// A WebSocket connection that is not in a session: upgraded and waiting for its first
+    /// message (which picks the protocol), or a sessionserver player between sessions.
+    Lobby,
     /// In a session as a player.
     Joined {
         /// The session.
@@ -79,6 +82,15 @@ pub(crate) struct Conn {
     pub rate: RateLimit,
     /// The player's id from HELLO (empty = anonymous).
     pub player_id: String,
+    /// The sessionserver player id, given to every WebSocket connection when accepted.
+    pub ws_player: Option<u64>,
+    /// Whether the connection speaks the sessionserver JSON profile: it gets text messages
+    /// (`json_out`) and never a native frame.
+    pub json: bool,
+    /// Pending sessionserver messages, each as `u32 length | UTF-8 JSON`.
+    pub json_out: Vec<u8>,
+    /// Why a sessionserver connection was closed, for the WebSocket close frame.
+    pub close_note: Option<(super::codes::Code, String)>,
     /// Whether the connection is in the dirty list already.
     queued: bool,
     /// Whether the connection is in the overflow list already.
@@ -146,6 +158,10 @@ impl ConnTable {
             next_seq: 1,
             rate: RateLimit::new(now, rate),
             player_id: String::new(),
+            ws_player: None,
+            json: false,
+            json_out: Vec::new(),
+            close_note: None,
             queued: false,
             overflowed: false,
         });
@@ -185,7 +201,7 @@ impl ConnTable {
     fn check_overflow(&mut self, id: ConnId) {
         let max = self.max_output;
         if let Some(conn) = self.slab.get_mut(id.0 as usize)
-            && conn.tcp_out.len() > max
+            && conn.tcp_out.len() + conn.json_out.len() > max
             && !conn.overflowed
             && conn.phase != Phase::Closing
         {
@@ -199,7 +215,8 @@ impl ConnTable {
         let Some(conn) = self.slab.get_mut(id.0 as usize) else {
             return;
         };
-        if conn.phase == Phase::Closing {
+        // A sessionserver player understands only its JSON messages.
+        if conn.phase == Phase::Closing || conn.json {
             return;
         }
         encode(conn.tcp_out.buf_mut());
@@ -209,16 +226,35 @@ impl ConnTable {
 
     /// Appends a frame to a connection's TCP output even while it closes (the final CLOSE).
     pub(crate) fn send_final(&mut self, id: ConnId, encode: impl FnOnce(&mut Vec<u8>)) {
-        if let Some(conn) = self.slab.get_mut(id.0 as usize) {
+        if let Some(conn) = self.slab.get_mut(id.0 as usize)
+            && !conn.json
+        {
             encode(conn.tcp_out.buf_mut());
             Self::mark_dirty(&mut self.dirty, conn, id);
         }
     }
 
+    /// Queues one sessionserver JSON message (a WebSocket text message) for a connection.
+    pub(crate) fn send_text(&mut self, id: ConnId, text: &str) {
+        let Some(conn) = self.slab.get_mut(id.0 as usize) else {
+            return;
+        };
+        if conn.phase == Phase::Closing {
+            return;
+        }
+        conn.json_out
+            .extend_from_slice(&(text.len() as u32).to_le_bytes());
+        conn.json_out.extend_from_slice(text.as_bytes());
+        Self::mark_dirty(&mut self.dirty, conn, id);
+        self.check_overflow(id);
+    }
+
     /// Appends a control frame to a connection's UDP output, to `to`.
     pub(crate) fn send_udp(&mut self, id: ConnId, encode: impl FnOnce(&mut Vec<u8>)) {
         let mtu = self.mtu;
-        if let Some(conn) = self.slab.get_mut(id.0 as usize) {
+        if let Some(conn) = self.slab.get_mut(id.0 as usize)
+            && !conn.json
+        {
             conn.udp_out.push_with(mtu, encode);
             Self::mark_dirty(&mut self.dirty, conn, id);
         }
@@ -238,7 +274,7 @@ impl ConnTable {
         let Some(conn) = self.slab.get_mut(id.0 as usize) else {
             return Delivered::Gone;
         };
-        if !matches!(conn.phase, Phase::Joined { .. }) {
+        if !matches!(conn.phase, Phase::Joined { .. }) || conn.json {
             return Delivered::Gone;
         }
         let result = if intent.is_unreliable() {

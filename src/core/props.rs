@@ -49,6 +49,10 @@ impl<H: Hooks> Server<H> {
         let Some(session) = self.sessions.get_mut(&sid) else {
             return;
         };
+        if session.json.is_some() {
+            self.ss_set_props(sid, target, props);
+            return;
+        }
         let msg = if target == PeerId::SERVER {
             session.props.clear();
             session.props.extend_from_slice(props);

@@ -73,6 +73,8 @@ pub struct Server<H: Hooks> {
     pub(crate) stats: Stats,
     pub(crate) clock: WallClock,
     shutting_down: bool,
+    /// The sessionserver profile's counters and public session ids.
+    pub(crate) ss: super::sessionserver::Registry,
 }
 
 impl<H: Hooks> Server<H> {
@@ -94,6 +96,7 @@ impl<H: Hooks> Server<H> {
             stats: Stats::default(),
             clock,
             shutting_down: false,
+            ss: Default::default(),
         }
     }
 
@@ -233,13 +236,23 @@ impl<H: Hooks> Server<H> {
         let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
+        if conn.json && conn.phase != Phase::Closing {
+            self.stats.protocol_errors += 1;
+            self.close(
+                now,
+                id,
+                Code::UnexpectedMessage,
+                "this connection speaks the sessionserver JSON protocol: send text messages",
+            );
+            return;
+        }
         let (session, peer) = match (conn.phase, &msg) {
             (Phase::Closing, _) => return,
-            (Phase::AwaitingHello, ClientMsg::Hello(hello)) if via == Via::Tcp => {
+            (Phase::AwaitingHello | Phase::Lobby, ClientMsg::Hello(hello)) if via == Via::Tcp => {
                 self.handle_hello(now, id, hello);
                 return;
             }
-            (Phase::AwaitingHello, _) => {
+            (Phase::AwaitingHello | Phase::Lobby, _) => {
                 self.stats.protocol_errors += 1;
                 self.close(
                     now,
@@ -487,7 +500,11 @@ impl<H: Hooks> Server<H> {
         Ok(())
     }
 
-    fn create_session(&mut self, now: Instant, name: &str) -> Result<SessionId, (Code, String)> {
+    pub(crate) fn create_session(
+        &mut self,
+        now: Instant,
+        name: &str,
+    ) -> Result<SessionId, (Code, String)> {
         let max = self.config.server.max_sessions;
         if self.sessions.len() >= max {
             return Err((
@@ -538,11 +555,18 @@ impl<H: Hooks> Server<H> {
         session.ending = true;
         let conns: Vec<ConnId> = session.members().iter().map(|m| m.conn).collect();
         for conn in conns {
-            self.close(now, conn, code, reason);
+            if self.conns.get(conn).is_some_and(|c| c.json) && code != Code::ShuttingDown {
+                self.ss_evict(now, conn);
+            } else {
+                self.close(now, conn, code, reason);
+            }
         }
         if let Some(session) = self.sessions.remove(&sid) {
             if !session.name.is_empty() {
                 self.session_names.remove(&session.name);
+            }
+            if let Some(json) = &session.json {
+                self.ss_forget(json);
             }
             self.stats.sessions_ended += 1;
             log::info!("{sid}: ended");
@@ -558,9 +582,12 @@ impl<H: Hooks> Server<H> {
         };
         let was = std::mem::replace(&mut conn.phase, Phase::Closing);
         let player_id = std::mem::take(&mut conn.player_id);
+        if conn.json {
+            conn.close_note = Some((code, message.to_owned()));
+        }
         let frame = match was {
             Phase::Closing => return,
-            Phase::AwaitingHello => ServerMsg::Reject {
+            Phase::AwaitingHello | Phase::Lobby => ServerMsg::Reject {
                 code: code.as_u16(),
                 message,
             },
@@ -581,11 +608,24 @@ impl<H: Hooks> Server<H> {
     }
 
     /// Removes a player from its session; tells the others and updates its groups.
-    fn leave_session(&mut self, now: Instant, sid: SessionId, peer: PeerId, reason: Code) {
+    pub(crate) fn leave_session(
+        &mut self,
+        now: Instant,
+        sid: SessionId,
+        peer: PeerId,
+        reason: Code,
+    ) {
         let Some(session) = self.sessions.get_mut(&sid) else {
             return;
         };
         let Some((_, groups)) = session.remove_member(peer) else {
+            return;
+        };
+        let json = session.json.is_some();
+        if json {
+            self.ss_player_left(sid, peer);
+        }
+        let Some(session) = self.sessions.get(&sid) else {
             return;
         };
         if !self.shutting_down {
@@ -593,6 +633,7 @@ impl<H: Hooks> Server<H> {
                 peer: peer.0,
                 reason: reason.as_u16(),
             };
+            // (Sessionserver players are never sent native frames: `send_tcp` skips them.)
             for m in session.members() {
                 self.conns.send_tcp(m.conn, |buf| left.encode(buf));
             }
@@ -607,7 +648,8 @@ impl<H: Hooks> Server<H> {
         if session.is_empty() && !session.ending {
             session.empty_epoch += 1;
             let linger = self.config.empty_session_linger();
-            if linger.is_zero() || self.shutting_down {
+            // A sessionserver session with nobody left is discarded, as the reference does.
+            if linger.is_zero() || self.shutting_down || json {
                 self.end_session(now, sid, Code::SessionEnded);
             } else {
                 self.timers

@@ -39,6 +39,8 @@ pub(crate) struct Session {
     pub props: Vec<u8>,
     /// Peer that set `props` last (0 = the server).
     pub props_by: u16,
+    /// For a sessionserver session: its data, player format and player order.
+    pub json: Option<Box<super::sessionserver::JsonSession>>,
 }
 
 impl Session {
@@ -53,6 +55,7 @@ impl Session {
             ending: false,
             props: Vec::new(),
             props_by: 0,
+            json: None,
         }
     }
 

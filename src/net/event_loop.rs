@@ -168,7 +168,8 @@ impl<H: Hooks> NetServer<H> {
                 .conn_mut(id)
                 .and_then(|c| c.closing_since)
                 .unwrap_or(now);
-            let drained = self.core.tcp_pending(id).is_empty();
+            let drained =
+                self.core.tcp_pending(id).is_empty() && self.core.json_pending(id).next().is_none();
             let expired = now >= since + CLOSE_LINGER || stop.is_some_and(|d| now >= d);
             if drained || expired {
                 s.closing.swap_remove(i);

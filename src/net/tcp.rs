@@ -7,6 +7,8 @@ use mio::{Interest, Token};
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::time::Instant;
+use tungstenite::protocol::CloseFrame;
+use tungstenite::protocol::frame::coding::CloseCode;
 
 impl<H: Hooks> NetServer<H> {
     /// Accepts every pending connection, on the TCP listener or (with `ws`) the WebSocket one.
@@ -32,7 +34,11 @@ impl<H: Hooks> NetServer<H> {
             };
             // Games send small messages that must not wait for Nagle.
             let _ = stream.set_nodelay(true);
-            let id = self.core.handle_accept(now, addr);
+            let id = if ws {
+                self.core.handle_ws_accept(now, addr)
+            } else {
+                self.core.handle_accept(now, addr)
+            };
             let token = Token(FIRST_CONN + id.0 as usize);
             if let Err(e) = self.poll.registry().register(
                 &mut stream,
@@ -165,7 +171,13 @@ impl<H: Hooks> NetServer<H> {
         let mut stream = match conn.link {
             Link::Tcp(stream) => stream,
             Link::Ws(mut ws) => {
-                let _ = ws.close(None);
+                // A sessionserver client has no CLOSE frame to read: the reason rides the
+                // WebSocket close frame, as 4000 + the moonrt code (PROTOCOL.md section 13).
+                let frame = self.core.close_note(id).map(|(code, why)| CloseFrame {
+                    code: CloseCode::from(4000 + code.as_u16()),
+                    reason: why.into(),
+                });
+                let _ = ws.close(frame);
                 let _ = ws.flush();
                 ws.into_inner()
             }

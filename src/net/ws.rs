@@ -1,9 +1,14 @@
 //! WebSocket connections: tungstenite over the loop's non-blocking stream, no extra thread.
 //!
-//! The upgrade resumes on each readable event until it completes. After it, binary messages
-//! carry native frames (PROTOCOL.md section 12): their bytes go to the core exactly as TCP bytes
-//! do, and each loop turn's pending output leaves as one binary message. Ping/pong and close
-//! frames are handled by tungstenite; a text message or an oversized one closes the connection.
+//! The upgrade resumes on each readable event until it completes. After it, the first message
+//! picks the protocol:
+//! - binary messages carry native frames (PROTOCOL.md section 12): their bytes go to the core
+//!   exactly as TCP bytes do, and each loop turn's pending output leaves as one binary message;
+//! - text messages are sessionserver JSON commands (section 13), handed to the core whole; each
+//!   JSON message the core queues leaves as one text message.
+//!
+//! Ping/pong and close frames are handled by tungstenite; an oversized message closes the
+//! connection.
 
 use super::event_loop::{READ_BUDGET, Scratch};
 use super::{Link, NetServer};
@@ -66,6 +71,7 @@ impl<H: Hooks> NetServer<H> {
                 let open = matches!(link, Link::Ws(_));
                 conn.link = link;
                 if open {
+                    self.core.handle_ws_open(id);
                     // Frames may have arrived with the upgrade request.
                     self.read_ws(now, id, s);
                 }
@@ -96,14 +102,13 @@ impl<H: Hooks> NetServer<H> {
                         return;
                     }
                 }
-                Ok(Message::Text(_)) => {
-                    self.core.handle_protocol_error(
-                        now,
-                        id,
-                        Code::UnexpectedMessage,
-                        "text WebSocket messages are not the native protocol; send binary",
-                    );
-                    return;
+                Ok(Message::Text(text)) => {
+                    self.core.handle_text(now, id, text.as_str());
+                    total += text.len();
+                    if total >= READ_BUDGET {
+                        s.carry.push(id);
+                        return;
+                    }
                 }
                 // tungstenite queues the pong itself; send it now.
                 Ok(Message::Ping(_)) => {
@@ -134,6 +139,32 @@ impl<H: Hooks> NetServer<H> {
         let Link::Ws(ws) = &mut conn.link else {
             return;
         };
+        let mut failed = None;
+        for text in self.core.json_pending(id) {
+            match ws.write(Message::text(text)) {
+                Ok(()) => {}
+                Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        self.core.json_sent(id);
+        if let Some(e) = failed {
+            log::debug!("{id}: WebSocket write: {e}");
+            let now = Instant::now();
+            match e {
+                Error::WriteBufferFull(_) => self.core.handle_protocol_error(
+                    now,
+                    id,
+                    Code::OutputOverflow,
+                    "client read too slowly",
+                ),
+                _ => self.core.handle_disconnect(now, id),
+            }
+            return;
+        }
         let pending = self.core.tcp_pending(id);
         if pending.is_empty() {
             let _ = ws.flush();

@@ -1,0 +1,643 @@
+//! The sessionserver profile: WebSocket text messages speaking the JSON protocol of the npm
+//! package `sessionserver` 0.2.x, so games written against it run on moonrt unchanged
+//! (PROTOCOL.md section 13).
+//!
+//! Its sessions are ordinary core sessions: their players are members with peer ids, the
+//! session script sees them connect (and may refuse them), join, leave and change their data,
+//! and `rt.kick` / `rt.end_session` / `rt.set_*_props` act on them. What the profile adds is the
+//! reference's bookkeeping: public ids from two counters, session data, the player-data format
+//! every player's data must keep the shape of, and player order (the order messages go out in).
+//!
+//! Where the reference throws halfway through a command (a missing `player`, say), nothing is
+//! sent either; the state it had already changed is changed here too.
+
+use super::codes::Code;
+use super::conn::Phase;
+use super::hooks::{Hooks, PlayerInfo, PropsScope};
+use super::ids::{ConnId, PeerId, SessionId};
+use super::js_json::{self, assign_copy, deep_keys, stringify};
+use super::server::Server;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::time::Instant;
+
+/// The profile's process-wide counters and its sessions by public id.
+#[derive(Debug, Default)]
+pub(crate) struct Registry {
+    next_player: u64,
+    next_session: u64,
+    sessions: HashMap<u64, SessionId>,
+}
+
+/// A sessionserver session's data, kept beside the core session.
+#[derive(Debug)]
+pub(crate) struct JsonSession {
+    /// Public id (from 0).
+    pub id: u64,
+    /// Session data; `None` is JavaScript's `undefined` (the key is left out of messages).
+    pub data: Option<Value>,
+    /// The player-data format: every joiner's data starts as a copy, and updates must keep
+    /// its shape.
+    pub default_player: Option<Value>,
+    /// Players in the order they joined: the order the reference's `Map` iterates in.
+    pub players: Vec<JsonPlayer>,
+}
+
+/// A player in a sessionserver session.
+#[derive(Debug)]
+pub(crate) struct JsonPlayer {
+    /// Public player id (per connection, from 0).
+    pub id: u64,
+    /// Its peer id in the core session.
+    pub peer: PeerId,
+    /// Its connection.
+    pub conn: ConnId,
+    /// Its player data.
+    pub data: Value,
+}
+
+/// The client commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Command {
+    Create,
+    Join,
+    UpdateSession,
+    UpdatePlayer,
+    Leave,
+}
+
+impl Command {
+    fn from_name(name: &str) -> Option<Command> {
+        Some(match name {
+            "createSession" => Command::Create,
+            "joinSession" => Command::Join,
+            "updateSession" => Command::UpdateSession,
+            "updatePlayer" => Command::UpdatePlayer,
+            "leaveSession" => Command::Leave,
+            _ => return None,
+        })
+    }
+}
+
+/// Error codes, as the reference numbers them.
+mod error {
+    pub const UNKNOWN_CONNECTION: u8 = 1;
+    pub const NOT_IN_SESSION: u8 = 2;
+    pub const SESSION_GONE: u8 = 3;
+    pub const ALREADY_IN_SESSION_OR_BAD_SHAPE: u8 = 4;
+    pub const ALREADY_IN_SESSION: u8 = 5;
+    pub const NO_SESSION_TO_JOIN: u8 = 6;
+    pub const NO_SUCH_SESSION: u8 = 7;
+    pub const COULD_NOT_ADD: u8 = 8;
+}
+
+/// Builds one server message: `{"command":..,"error":..` and then fields, in order.
+struct Msg(String);
+
+impl Msg {
+    fn new(command: &str, error: u8) -> Msg {
+        Msg(format!(r#"{{"command":"{command}","error":{error}"#))
+    }
+
+    fn id(mut self, key: &str, id: u64) -> Msg {
+        self.0.push_str(&format!(r#","{key}":{id}"#));
+        self
+    }
+
+    /// A user value; `None` (JavaScript's `undefined`) leaves the key out, as `JSON.stringify`.
+    fn value(mut self, key: &str, value: Option<&Value>) -> Msg {
+        if let Some(value) = value {
+            self.0.push_str(&format!(r#","{key}":"#));
+            stringify(value, &mut self.0);
+        }
+        self
+    }
+
+    fn done(mut self) -> String {
+        self.0.push('}');
+        self.0
+    }
+}
+
+/// A command's field, under its name or the alias the package's README uses.
+fn field<'a>(msg: &'a Map<String, Value>, name: &str, alias: &str) -> Option<&'a Value> {
+    msg.get(name).or_else(|| msg.get(alias))
+}
+
+fn text_of(value: Option<&Value>) -> String {
+    let mut text = String::new();
+    if let Some(value) = value {
+        stringify(value, &mut text);
+    }
+    text
+}
+
+impl<H: Hooks> Server<H> {
+    /// A WebSocket connection was accepted: like [`Server::handle_accept`], and it is given the
+    /// next sessionserver player id (the reference numbers every connection).
+    pub fn handle_ws_accept(&mut self, now: Instant, addr: std::net::SocketAddr) -> ConnId {
+        let id = self.handle_accept(now, addr);
+        if let Some(conn) = self.conns.get_mut(id)
+            && conn.phase != Phase::Closing
+        {
+            conn.ws_player = Some(self.ss.next_player);
+            self.ss.next_player += 1;
+        }
+        id
+    }
+
+    /// A WebSocket upgrade completed. The connection waits for its first message, which picks
+    /// the protocol: binary HELLO (native) or a text command (sessionserver). Like the
+    /// reference, an open connection may wait as long as it likes.
+    pub fn handle_ws_open(&mut self, id: ConnId) {
+        if let Some(conn) = self.conns.get_mut(id)
+            && conn.phase == Phase::AwaitingHello
+        {
+            conn.phase = Phase::Lobby;
+        }
+    }
+
+    /// A WebSocket text message: a sessionserver command.
+    pub fn handle_text(&mut self, now: Instant, id: ConnId, text: &str) {
+        self.text_command(now, id, text);
+        self.after_input(now);
+    }
+
+    /// Whether a connection speaks the sessionserver profile.
+    pub fn is_json(&self, id: ConnId) -> bool {
+        self.conns.get(id).is_some_and(|c| c.json)
+    }
+
+    /// The sessionserver messages waiting for a connection, oldest first.
+    pub fn json_pending(&self, id: ConnId) -> impl Iterator<Item = &str> {
+        let mut rest = self.conns.get(id).map_or(&[][..], |c| &c.json_out[..]);
+        std::iter::from_fn(move || {
+            let (len, tail) = rest.split_first_chunk::<4>()?;
+            let (text, tail) = tail.split_at(u32::from_le_bytes(*len) as usize);
+            rest = tail;
+            // Only `send_text` writes here, from `&str`.
+            std::str::from_utf8(text).ok()
+        })
+    }
+
+    /// The transport sent every message of [`Server::json_pending`].
+    pub fn json_sent(&mut self, id: ConnId) {
+        if let Some(conn) = self.conns.get_mut(id) {
+            conn.json_out.clear();
+        }
+    }
+
+    /// Why a sessionserver connection is being closed (for its WebSocket close frame).
+    pub fn close_note(&self, id: ConnId) -> Option<(Code, &str)> {
+        let (code, why) = self.conns.get(id)?.close_note.as_ref()?;
+        Some((*code, why))
+    }
+
+    fn text_command(&mut self, now: Instant, id: ConnId, text: &str) {
+        let rate = self.config.limits.max_messages_per_sec;
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        let native_player = match conn.phase {
+            Phase::Closing => return,
+            Phase::AwaitingHello | Phase::Lobby if !conn.json => {
+                conn.json = true;
+                conn.phase = Phase::Lobby;
+                log::debug!("{id}: speaks the sessionserver protocol");
+                false
+            }
+            _ => !conn.json,
+        };
+        conn.last_rx = now;
+        if !conn.rate.allow(now, rate) {
+            self.stats.rate_limited += 1;
+            let why = format!("more than {rate} messages per second");
+            self.close(now, id, Code::RateLimited, &why);
+            return;
+        }
+        let parsed = js_json::parse(text);
+        let command = match &parsed {
+            Ok(Value::Object(msg)) => match msg.get("command") {
+                Some(Value::String(name)) => Command::from_name(name).map(|c| (c, msg)),
+                _ => None,
+            },
+            _ => None,
+        };
+        let Some((command, msg)) = command else {
+            if native_player {
+                self.stats.protocol_errors += 1;
+                self.close(
+                    now,
+                    id,
+                    Code::UnexpectedMessage,
+                    "text WebSocket messages are not the native protocol; send binary",
+                );
+            } else {
+                // The reference ignores what it cannot parse or does not know.
+                log::debug!("{id}: ignored a text message that is not a sessionserver command");
+            }
+            return;
+        };
+        if native_player {
+            // The reference's answers to a connection it does not know as a player.
+            let (name, code) = match command {
+                Command::Create => ("sessionJoin", error::ALREADY_IN_SESSION_OR_BAD_SHAPE),
+                Command::Join => ("sessionJoin", error::ALREADY_IN_SESSION),
+                Command::UpdateSession => ("sessionUpdate", error::UNKNOWN_CONNECTION),
+                Command::UpdatePlayer => ("playerUpdate", error::UNKNOWN_CONNECTION),
+                Command::Leave => ("sessionLeave", error::UNKNOWN_CONNECTION),
+            };
+            self.conns.send_text(id, &Msg::new(name, code).done());
+            return;
+        }
+        match command {
+            Command::Create => self.ss_create(now, id, msg, text),
+            Command::Join => self.ss_join(now, id, msg, text),
+            Command::UpdateSession => self.ss_update_session(now, id, msg),
+            Command::UpdatePlayer => self.ss_update_player(now, id, msg),
+            Command::Leave => self.ss_leave(now, id),
+        }
+    }
+
+    fn reply(&mut self, id: ConnId, command: &str, error: u8) {
+        self.conns.send_text(id, &Msg::new(command, error).done());
+    }
+
+    /// The session and peer of a player that must be in a session, or the error it is sent.
+    fn ss_membership(&mut self, id: ConnId, response: &str) -> Option<(SessionId, PeerId)> {
+        match self.conns.get(id).map(|c| c.phase) {
+            Some(Phase::Joined { session, peer }) => {
+                if self
+                    .sessions
+                    .get(&session)
+                    .is_some_and(|s| s.json.is_some())
+                {
+                    return Some((session, peer));
+                }
+                self.reply(id, response, error::SESSION_GONE);
+            }
+            _ => self.reply(id, response, error::NOT_IN_SESSION),
+        }
+        None
+    }
+
+    fn ss_create(&mut self, now: Instant, id: ConnId, msg: &Map<String, Value>, text: &str) {
+        if !matches!(self.conns.get(id).map(|c| c.phase), Some(Phase::Lobby)) {
+            self.reply(id, "sessionJoin", error::ALREADY_IN_SESSION_OR_BAD_SHAPE);
+            return;
+        }
+        let sid = match self.create_session(now, "") {
+            Ok(sid) => sid,
+            Err((_, why)) => {
+                log::info!("{id}: could not create a sessionserver session: {why}");
+                self.reply(id, "sessionJoin", error::COULD_NOT_ADD);
+                return;
+            }
+        };
+        let public = self.ss.next_session;
+        self.ss.next_session += 1;
+        self.ss.sessions.insert(public, sid);
+        let data = assign_copy(field(msg, "session", "sessionData"));
+        let Some(session) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        session.props = text_of(Some(&data)).into_bytes();
+        session.json = Some(Box::new(JsonSession {
+            id: public,
+            data: Some(data),
+            default_player: field(msg, "player", "playerData").cloned(),
+            players: Vec::new(),
+        }));
+        log::info!("{sid}: sessionserver session {public}");
+        if !self.ss_add_player(now, id, sid, text)
+            && self.sessions.get(&sid).is_some_and(|s| s.is_empty())
+        {
+            self.end_session(now, sid, Code::SessionEnded);
+        }
+    }
+
+    fn ss_join(&mut self, now: Instant, id: ConnId, msg: &Map<String, Value>, text: &str) {
+        if !matches!(self.conns.get(id).map(|c| c.phase), Some(Phase::Lobby)) {
+            self.reply(id, "sessionJoin", error::ALREADY_IN_SESSION);
+            return;
+        }
+        let requested = match msg.get("sessionID") {
+            Some(Value::Number(n)) => n.as_f64(),
+            _ => None,
+        };
+        let public = if requested == Some(-1.0) {
+            if self.ss.sessions.is_empty() {
+                self.reply(id, "sessionJoin", error::NO_SESSION_TO_JOIN);
+                return;
+            }
+            // The most recently created session, even if it is gone (then: error 7).
+            Some(self.ss.next_session.saturating_sub(1))
+        } else {
+            requested
+                .filter(|n| n.fract() == 0.0 && *n >= 0.0 && *n < u64::MAX as f64)
+                .map(|n| n as u64)
+        };
+        let Some(&sid) = public.and_then(|p| self.ss.sessions.get(&p)) else {
+            self.reply(id, "sessionJoin", error::NO_SUCH_SESSION);
+            return;
+        };
+        self.ss_add_player(now, id, sid, text);
+    }
+
+    /// Puts a connection in a sessionserver session: the capacity and the script's connect
+    /// check (error 8 when either refuses), then `sessionJoin` and the `playerJoin` pairs.
+    fn ss_add_player(&mut self, now: Instant, id: ConnId, sid: SessionId, text: &str) -> bool {
+        let Some(number) = self.conns.get(id).and_then(|c| c.ws_player) else {
+            return false;
+        };
+        let max_players = self.config.sessions.max_players;
+        let Some(session) = self.sessions.get_mut(&sid) else {
+            self.reply(id, "sessionJoin", error::NO_SUCH_SESSION);
+            return false;
+        };
+        if session.len() >= max_players {
+            log::info!("{sid}: full ({max_players} players); refused {id}");
+            self.reply(id, "sessionJoin", error::COULD_NOT_ADD);
+            return false;
+        }
+        let player_id = number.to_string();
+        let peer = session.add_member(id, &player_id, "");
+        let info = PlayerInfo {
+            peer,
+            player_id: &player_id,
+            name: "",
+        };
+        let verdict = self.call_hook(now, sid, |h, ctx| {
+            h.player_connecting(ctx, info, text.as_bytes())
+        });
+        let still_open = self.conns.get(id).is_some_and(|c| c.phase == Phase::Lobby);
+        let Some(session) = self.sessions.get_mut(&sid) else {
+            self.reply(id, "sessionJoin", error::COULD_NOT_ADD);
+            return false;
+        };
+        if verdict.is_err() || !still_open {
+            session.remove_member(peer);
+            if let Err(why) = verdict {
+                log::info!("{sid}: script refused {id}: {why}");
+            }
+            self.reply(id, "sessionJoin", error::COULD_NOT_ADD);
+            return false;
+        }
+        let Some(json) = session.json.as_deref_mut() else {
+            return false;
+        };
+        let data = assign_copy(json.default_player.as_ref());
+        let data_text = text_of(Some(&data));
+        let joined = Msg::new("playerJoin", 0)
+            .id("playerID", number)
+            .value("player", Some(&data))
+            .done();
+        let welcome = Msg::new("sessionJoin", 0)
+            .id("sessionID", json.id)
+            .id("playerID", number)
+            .value("session", json.data.as_ref())
+            .value("player", Some(&data))
+            .done();
+        self.conns.send_text(id, &welcome);
+        for other in &json.players {
+            let about = Msg::new("playerJoin", 0)
+                .id("playerID", other.id)
+                .value("player", Some(&other.data))
+                .done();
+            self.conns.send_text(id, &about);
+            self.conns.send_text(other.conn, &joined);
+        }
+        json.players.push(JsonPlayer {
+            id: number,
+            peer,
+            conn: id,
+            data,
+        });
+        if let Some(member) = session.member_mut(peer) {
+            member.props = data_text.into_bytes();
+        }
+        if let Some(conn) = self.conns.get_mut(id) {
+            conn.phase = Phase::Joined { session: sid, peer };
+        }
+        log::info!(
+            "{sid}: {peer} (sessionserver player {number}) joined ({} players)",
+            session.len()
+        );
+        self.call_hook(now, sid, |h, ctx| h.player_joined(ctx, info));
+        true
+    }
+
+    fn ss_update_player(&mut self, now: Instant, id: ConnId, msg: &Map<String, Value>) {
+        let Some((sid, peer)) = self.ss_membership(id, "playerUpdate") else {
+            return;
+        };
+        let new = field(msg, "player", "playerData");
+        let Some(json) = self.sessions.get(&sid).and_then(|s| s.json.as_deref()) else {
+            return;
+        };
+        let (Some(format), Some(shape)) = (deep_keys(json.default_player.as_ref()), deep_keys(new))
+        else {
+            log::debug!("{sid}: updatePlayer without player data: ignored");
+            return;
+        };
+        let mut accepted = format == shape;
+        if accepted {
+            let text = text_of(new);
+            accepted = self.call_hook(now, sid, |h, ctx| {
+                h.props_request(ctx, peer, PropsScope::Player, text.as_bytes())
+            });
+            if accepted
+                && let Some(session) = self.sessions.get_mut(&sid)
+                && let Some(player) = session
+                    .json
+                    .as_deref_mut()
+                    .and_then(|j| j.players.iter_mut().find(|p| p.peer == peer))
+            {
+                player.data = new.cloned().unwrap_or_default();
+                if let Some(member) = session.member_mut(peer) {
+                    member.props = text.into_bytes();
+                }
+            }
+        } else {
+            log::debug!("{sid}: {peer}'s player data does not keep the session's format");
+        }
+        if !accepted {
+            self.reply(id, "playerUpdate", error::ALREADY_IN_SESSION_OR_BAD_SHAPE);
+        }
+        // As the reference: everyone hears the player's data, changed or not.
+        self.ss_broadcast_player(sid, peer);
+    }
+
+    /// `playerUpdate` about one player, to everyone in its session.
+    fn ss_broadcast_player(&mut self, sid: SessionId, peer: PeerId) {
+        let Some(json) = self.sessions.get(&sid).and_then(|s| s.json.as_deref()) else {
+            return;
+        };
+        let Some(player) = json.players.iter().find(|p| p.peer == peer) else {
+            return;
+        };
+        let update = Msg::new("playerUpdate", 0)
+            .id("playerID", player.id)
+            .value("player", Some(&player.data))
+            .done();
+        for p in &json.players {
+            self.conns.send_text(p.conn, &update);
+        }
+    }
+
+    fn ss_update_session(&mut self, now: Instant, id: ConnId, msg: &Map<String, Value>) {
+        let Some((sid, peer)) = self.ss_membership(id, "sessionUpdate") else {
+            return;
+        };
+        let data = field(msg, "session", "sessionData").cloned();
+        let format = field(msg, "player", "playerData").cloned();
+        let text = text_of(data.as_ref());
+        let accepted = self.call_hook(now, sid, |h, ctx| {
+            h.props_request(ctx, peer, PropsScope::Session, text.as_bytes())
+        });
+        if !self
+            .conns
+            .get(id)
+            .is_some_and(|c| c.phase == Phase::Joined { session: sid, peer })
+        {
+            return;
+        }
+        if !accepted {
+            self.reply(id, "sessionUpdate", error::ALREADY_IN_SESSION_OR_BAD_SHAPE);
+            return;
+        }
+        self.ss_set_session(sid, data, format);
+    }
+
+    /// Sets session data and the player-data format, resets every player's data to the format
+    /// and sends everyone `sessionUpdate`.
+    fn ss_set_session(&mut self, sid: SessionId, data: Option<Value>, format: Option<Value>) {
+        let Some(session) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        session.props = text_of(data.as_ref()).into_bytes();
+        session.props_by = 0;
+        let Some(json) = session.json.as_deref_mut() else {
+            return;
+        };
+        json.data = data;
+        json.default_player = format;
+        if deep_keys(json.default_player.as_ref()).is_none() {
+            // The reference throws here: the data changed, nobody is told.
+            log::debug!("{sid}: updateSession without a player format: nobody told");
+            return;
+        }
+        let format = json.default_player.clone().unwrap_or_default();
+        let format_text = text_of(Some(&format));
+        let update = Msg::new("sessionUpdate", 0)
+            .value("session", json.data.as_ref())
+            .value("player", Some(&format))
+            .done();
+        let peers: Vec<(PeerId, ConnId)> = json.players.iter().map(|p| (p.peer, p.conn)).collect();
+        for p in &mut json.players {
+            p.data = format.clone();
+        }
+        for (peer, conn) in peers {
+            if let Some(member) = session.member_mut(peer) {
+                member.props = format_text.clone().into_bytes();
+            }
+            self.conns.send_text(conn, &update);
+        }
+    }
+
+    fn ss_leave(&mut self, now: Instant, id: ConnId) {
+        let Some((sid, peer)) = self.ss_membership(id, "sessionLeave") else {
+            return;
+        };
+        if let Some(conn) = self.conns.get_mut(id) {
+            conn.phase = Phase::Lobby;
+        }
+        self.reply(id, "sessionLeave", 0);
+        log::info!("{sid}: {peer} leaves: sessionserver leaveSession");
+        self.leave_session(now, sid, peer, Code::ClientLeft);
+    }
+
+    /// Called as a player leaves a sessionserver session: the others get `playerLeave`.
+    pub(crate) fn ss_player_left(&mut self, sid: SessionId, peer: PeerId) {
+        let Some(session) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        let ending = session.ending;
+        let Some(json) = session.json.as_deref_mut() else {
+            return;
+        };
+        let Some(at) = json.players.iter().position(|p| p.peer == peer) else {
+            return;
+        };
+        let gone = json.players.remove(at);
+        if ending {
+            return;
+        }
+        let left = Msg::new("playerLeave", 0).id("playerID", gone.id).done();
+        for p in &json.players {
+            self.conns.send_text(p.conn, &left);
+        }
+    }
+
+    /// A sessionserver session ends while `id` is in it (the script ended it, or it failed):
+    /// the player is told `sessionLeave` with error 3 and may create or join another.
+    pub(crate) fn ss_evict(&mut self, now: Instant, id: ConnId) {
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        let Phase::Joined { session, peer } = conn.phase else {
+            return;
+        };
+        conn.phase = Phase::Lobby;
+        self.reply(id, "sessionLeave", error::SESSION_GONE);
+        self.leave_session(now, session, peer, Code::SessionEnded);
+    }
+
+    /// A sessionserver session was removed: its public id no longer resolves.
+    pub(crate) fn ss_forget(&mut self, json: &JsonSession) {
+        self.ss.sessions.remove(&json.id);
+    }
+
+    /// `rt.set_player_props` / `rt.set_session_props` in a sessionserver session: the bytes
+    /// must be JSON; they become the player's data (`playerUpdate` to everyone) or the session
+    /// data (`sessionUpdate`, which resets every player's data to the format, as the reference).
+    pub(crate) fn ss_set_props(&mut self, sid: SessionId, target: PeerId, props: &[u8]) {
+        let value = std::str::from_utf8(props)
+            .ok()
+            .and_then(|t| js_json::parse(t).ok());
+        if self.sessions.get(&sid).is_none_or(|s| s.ending) {
+            return;
+        }
+        let Some(value) = value else {
+            log::warn!(
+                "{sid}: properties for a sessionserver session must be JSON text; ignored {} bytes",
+                props.len()
+            );
+            return;
+        };
+        if target == PeerId::SERVER {
+            let format = self
+                .sessions
+                .get(&sid)
+                .and_then(|s| s.json.as_deref())
+                .and_then(|j| j.default_player.clone());
+            self.ss_set_session(sid, Some(value), format);
+            return;
+        }
+        let Some(session) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        let Some(player) = session
+            .json
+            .as_deref_mut()
+            .and_then(|j| j.players.iter_mut().find(|p| p.peer == target))
+        else {
+            return;
+        };
+        player.data = value;
+        if let Some(member) = session.member_mut(target) {
+            member.props = props.to_vec();
+        }
+        self.ss_broadcast_player(sid, target);
+    }
+}
