@@ -17,6 +17,11 @@
 //! One connection is one `mio::Poll` over its TCP stream and UDP socket; [`Client::next_event`]
 //! waits on both. Unreliable sends go over UDP once [`Client::bind_udp`] succeeded, TCP before.
 //! Stale unreliable-sequenced deliveries are dropped here, as the protocol asks of clients.
+//!
+//! Many clients on one thread (a load generator, a bot host): [`Client::attach`] moves a
+//! client's sockets to a shared `mio::Poll`; on readiness call [`Client::receive`] and drain
+//! [`Client::pop_event`]. [`Client::queue`] + [`Client::flush`] batch sends like the server does:
+//! one TCP write, and small unreliable messages packed into datagrams up to [`UDP_BATCH_BYTES`].
 
 use crate::core::codec::{
     self, ClientMsg, Data, Hello, Intent, JoinMode, PROTOCOL_VERSION, PeerList, ServerMsg, Target,
@@ -29,9 +34,17 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const TCP: Token = Token(0);
+thread_local! {
+    /// One receive buffer per thread, shared by its clients: a client costs no 64 KiB of its
+    /// own, and a read does not clear a fresh buffer first.
+    static RECV_BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; 65_536]);
+}
 const UDP: Token = Token(1);
 /// How long `connect` waits for WELCOME, and `bind_udp` for UDP_BOUND, by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Frames [`Client::queue`] packs into one datagram at most (the server's default `udp_mtu`,
+/// less the UDP header).
+pub const UDP_BATCH_BYTES: usize = 1200 - codec::UDP_HEADER;
 
 /// Which session to enter, and as whom.
 #[derive(Debug, Clone)]
@@ -245,6 +258,11 @@ pub struct Client {
     server: SocketAddr,
     rx: Vec<u8>,
     tx: Vec<u8>,
+    /// Frames queued for TCP by [`Client::queue`].
+    tcp_batch: Vec<u8>,
+    /// Frames queued for the next datagram, and datagrams already full.
+    udp_batch: Vec<u8>,
+    udp_full: Vec<Vec<u8>>,
     queue: VecDeque<Event>,
     peer: u16,
     session_id: u64,
@@ -286,6 +304,9 @@ impl Client {
             server,
             rx: Vec::new(),
             tx: Vec::new(),
+            tcp_batch: Vec::new(),
+            udp_batch: Vec::new(),
+            udp_full: Vec::new(),
             queue: VecDeque::new(),
             peer: 0,
             session_id: 0,
@@ -478,6 +499,91 @@ impl Client {
         }
     }
 
+    /// Queues a message for [`Client::flush`]: reliable ones (and all before UDP is bound) join
+    /// one TCP write; unreliable ones are packed into datagrams of at most [`UDP_BATCH_BYTES`].
+    pub fn queue(
+        &mut self,
+        to: To,
+        opcode: u32,
+        intent: Intent,
+        payload: &[u8],
+    ) -> Result<(), ClientError> {
+        let list;
+        let target = match &to {
+            To::AllOthers => Target::AllOthers,
+            To::Peers(peers) => {
+                list = codec::encode_peer_list(peers);
+                Target::Peers(PeerList::from_wire(&list))
+            }
+            To::Group(g) => Target::Group(*g),
+            To::Server => Target::Server,
+        };
+        let msg = ClientMsg::Data(Data {
+            intent,
+            opcode,
+            target,
+            payload,
+        });
+        if intent.is_unreliable() && self.udp_bound {
+            let start = self.udp_batch.len();
+            msg.encode(&mut self.udp_batch);
+            if self.udp_batch.len() > UDP_BATCH_BYTES && start > 0 {
+                let frame = self.udp_batch.split_off(start);
+                let full = std::mem::replace(&mut self.udp_batch, frame);
+                self.udp_full.push(full);
+            }
+        } else {
+            msg.encode(&mut self.tcp_batch);
+        }
+        Ok(())
+    }
+
+    /// Sends what [`Client::queue`] batched: one TCP write and one datagram per full batch.
+    pub fn flush(&mut self) -> Result<(), ClientError> {
+        for datagram in std::mem::take(&mut self.udp_full) {
+            self.send_datagram(&datagram)?;
+        }
+        if !self.udp_batch.is_empty() {
+            let batch = std::mem::take(&mut self.udp_batch);
+            self.send_datagram(&batch)?;
+            self.udp_batch = batch;
+            self.udp_batch.clear();
+        }
+        if !self.tcp_batch.is_empty() {
+            let batch = std::mem::take(&mut self.tcp_batch);
+            let result = self.write_tcp(&batch);
+            self.tcp_batch = batch;
+            self.tcp_batch.clear();
+            result?;
+        }
+        Ok(())
+    }
+
+    /// Moves this client's sockets to another poll, under `token` (both sockets), so one thread
+    /// can drive many clients. Afterwards [`Client::next_event`] no longer waits for input:
+    /// call [`Client::receive`] when `token` is ready, then [`Client::pop_event`]. Bind UDP
+    /// first. Keepalive pings are no longer sent by themselves: send anything within the
+    /// idle timeout.
+    pub fn attach(&mut self, registry: &mio::Registry, token: Token) -> io::Result<()> {
+        self.poll.registry().deregister(&mut self.tcp)?;
+        registry.register(&mut self.tcp, token, Interest::READABLE)?;
+        if let Some(udp) = self.udp.as_mut() {
+            self.poll.registry().deregister(udp)?;
+            registry.register(udp, token, Interest::READABLE)?;
+        }
+        Ok(())
+    }
+
+    /// Reads everything that has arrived on both sockets into events, without waiting.
+    pub fn receive(&mut self) -> Result<(), ClientError> {
+        self.pump()
+    }
+
+    /// The next event already received, if any.
+    pub fn pop_event(&mut self) -> Option<Event> {
+        self.queue.pop_front()
+    }
+
     /// Joins a group; the server answers with GROUP_MEMBERS.
     pub fn join_group(&mut self, group: u16) -> Result<(), ClientError> {
         self.send_msg(&ClientMsg::GroupJoin(group))
@@ -628,19 +734,23 @@ impl Client {
 
     /// Turns every complete frame in the TCP receive buffer into events.
     fn parse_tcp(&mut self) -> Result<(), ClientError> {
+        let rx = std::mem::take(&mut self.rx);
         let mut used = 0;
-        loop {
-            match codec::split_frame(&self.rx[used..], usize::MAX) {
+        let parsed = loop {
+            match codec::split_frame(&rx[used..], usize::MAX) {
                 Ok(Some((body, n))) => {
-                    let body = body.to_vec();
                     used += n;
-                    self.on_frame(&body, false)?;
+                    if let Err(e) = self.on_frame(body, false) {
+                        break Err(e);
+                    }
                 }
-                Ok(None) => break,
-                Err(e) => return Err(ClientError::Protocol(e.to_string())),
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(ClientError::Protocol(e.to_string())),
             }
-        }
+        };
+        self.rx = rx;
         self.rx.drain(..used);
+        parsed?;
         if self.closed && !self.queue.iter().any(|e| matches!(e, Event::Closed { .. })) {
             self.queue.push_back(Event::Closed {
                 code: crate::core::Code::ConnectionLost.as_u16(),
@@ -651,15 +761,17 @@ impl Client {
     }
 
     fn read_udp(&mut self) -> Result<(), ClientError> {
-        let mut buf = [0u8; 65_536];
+        RECV_BUF.with_borrow_mut(|buf| self.read_udp_into(buf))
+    }
+
+    fn read_udp_into(&mut self, buf: &mut [u8]) -> Result<(), ClientError> {
         while let Some(udp) = self.udp.as_ref() {
-            match udp.recv(&mut buf) {
+            match udp.recv(buf) {
                 Ok(n) => {
                     let mut rest = &buf[..n];
                     while let Ok(Some((body, used))) = codec::split_frame(rest, usize::MAX) {
-                        let body = body.to_vec();
                         rest = &rest[used..];
-                        self.on_frame(&body, true)?;
+                        self.on_frame(body, true)?;
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -672,9 +784,12 @@ impl Client {
     }
 
     fn read_tcp(&mut self) -> Result<(), ClientError> {
-        let mut buf = [0u8; 65_536];
+        RECV_BUF.with_borrow_mut(|buf| self.read_tcp_into(buf))
+    }
+
+    fn read_tcp_into(&mut self, buf: &mut [u8]) -> Result<(), ClientError> {
         loop {
-            match self.tcp.read(&mut buf) {
+            match self.tcp.read(buf) {
                 Ok(0) => {
                     self.closed = true;
                     return Ok(());
