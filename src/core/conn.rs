@@ -198,8 +198,19 @@ impl ConnTable {
         }
     }
 
+    /// While a turn queues output: past twice the cap, the client is dropped at once (a bound
+    /// on memory). The cap itself is checked after each write ([`ConnTable::check_backlog`]):
+    /// a burst that one write drains is no sign of a slow reader.
     fn check_overflow(&mut self, id: ConnId) {
-        let max = self.max_output;
+        self.check_pending(id, self.max_output.saturating_mul(2));
+    }
+
+    /// After a write: output the client has not taken past the cap means it reads too slowly.
+    pub(crate) fn check_backlog(&mut self, id: ConnId) {
+        self.check_pending(id, self.max_output);
+    }
+
+    fn check_pending(&mut self, id: ConnId, max: usize) {
         if let Some(conn) = self.slab.get_mut(id.0 as usize)
             && conn.tcp_out.len() + conn.json_out.len() > max
             && !conn.overflowed

@@ -796,11 +796,14 @@ impl<H: Hooks> Server<H> {
 
     /// The transport wrote `n` bytes of [`Server::tcp_pending`]. If some remain, the connection
     /// stays listed for the next [`Server::take_dirty`].
+    /// A backlog still past `max_output_buffer_bytes` after the write marks a slow reader, closed
+    /// on the next input or timeout.
     pub fn tcp_written(&mut self, id: ConnId, n: usize) {
         if let Some(conn) = self.conns.get_mut(id) {
             conn.tcp_out.consume(n);
             if conn.tcp_out.len() > 0 {
                 self.conns.requeue(id);
+                self.conns.check_backlog(id);
             }
         }
     }

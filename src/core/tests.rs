@@ -490,6 +490,34 @@ fn session_and_server_limits_reject_with_their_codes() {
 }
 
 #[test]
+fn a_burst_one_write_drains_is_not_a_slow_reader_but_a_backlog_after_the_write_is() {
+    let mut c = config();
+    c.limits.max_output_buffer_bytes = 4096;
+    c.limits.max_frame_bytes = 1024;
+    let mut s = sim(c);
+    let a = s.join("r", "a");
+    let b = s.join("r", "b");
+    s.recv(a);
+    s.recv(b);
+    // One turn queues about 6 KB for b (past the 4 KiB cap), and one write takes it all.
+    for _ in 0..12 {
+        s.data(a, Intent::Reliable, 1, Target::AllOthers, &[7; 500]);
+    }
+    assert_eq!(s.recv(b).len(), 12);
+    assert!(s.closed.is_empty(), "a drained burst closes nobody");
+    // The same burst, but the socket takes only 100 bytes: b reads too slowly.
+    for _ in 0..12 {
+        s.data(a, Intent::Reliable, 1, Target::AllOthers, &[7; 500]);
+    }
+    s.server.take_dirty(&mut Vec::new());
+    s.server.tcp_written(b, 100);
+    s.data(a, Intent::Reliable, 1, Target::AllOthers, b"next turn");
+    s.pump_events();
+    assert_eq!(s.closed, vec![b]);
+    assert_eq!(s.server.stats().output_overflows, 1);
+}
+
+#[test]
 fn slow_reader_is_disconnected_and_the_others_keep_playing() {
     let mut c = config();
     c.limits.max_output_buffer_bytes = 4096;
@@ -500,7 +528,7 @@ fn slow_reader_is_disconnected_and_the_others_keep_playing() {
     let b = s.join("r", "b");
     s.recv(a);
     s.recv(b);
-    for _ in 0..10 {
+    for _ in 0..20 {
         s.data(a, Intent::Reliable, 1, Target::AllOthers, &[7; 500]);
         s.recv(b);
     }

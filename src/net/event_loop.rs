@@ -11,8 +11,11 @@ use std::time::{Duration, Instant};
 
 /// How long a closing connection may take to flush its last bytes.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
-/// Bytes read from one connection in one turn before others get their go.
-pub(super) const READ_BUDGET: usize = 256 * 1024;
+/// Bytes read from one connection in one turn before others get their go. It also bounds the
+/// output one turn can queue for a receiver (one budget per sender in its session, about 1 MiB
+/// for 16 players), which must stay under twice `max_output_buffer_bytes`, where a receiver is
+/// dropped before its write.
+pub(super) const READ_BUDGET: usize = 64 * 1024;
 
 /// Reusable buffers for the loop.
 pub(super) struct Scratch {
