@@ -539,6 +539,8 @@ impl Client {
     }
 
     /// Sends what [`Client::queue`] batched: one TCP write and one datagram per full batch.
+    /// Never waits: reliable bytes the socket does not take now stay queued, in order, for the
+    /// next flush (so one full socket cannot stall a thread driving many clients).
     pub fn flush(&mut self) -> Result<(), ClientError> {
         for datagram in std::mem::take(&mut self.udp_full) {
             self.send_datagram(&datagram)?;
@@ -549,14 +551,25 @@ impl Client {
             self.udp_batch = batch;
             self.udp_batch.clear();
         }
-        if !self.tcp_batch.is_empty() {
-            let batch = std::mem::take(&mut self.tcp_batch);
-            let result = self.write_tcp(&batch);
-            self.tcp_batch = batch;
-            self.tcp_batch.clear();
-            result?;
+        let mut written = 0;
+        while written < self.tcp_batch.len() {
+            match self.tcp.write(&self.tcp_batch[written..]) {
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if written > 0 {
+            self.tcp_batch.drain(..written);
+            self.last_tx = Instant::now();
         }
         Ok(())
+    }
+
+    /// Bytes [`Client::flush`] could not write yet.
+    pub fn unflushed(&self) -> usize {
+        self.tcp_batch.len()
     }
 
     /// Moves this client's sockets to another poll, under `token` (both sockets), so one thread

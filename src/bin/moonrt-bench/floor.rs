@@ -122,13 +122,15 @@ impl Player for RawPlayer {
                 Ok(n) => {
                     self.tcp_out.drain(..n);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    std::thread::yield_now();
-                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => return Err(e),
             }
         }
         Ok(())
+    }
+
+    fn unflushed(&self) -> bool {
+        !self.tcp_out.is_empty()
     }
 
     fn receive(&mut self, on: &mut dyn FnMut(&[u8])) -> io::Result<()> {

@@ -106,7 +106,10 @@ pub enum Dest {
 pub trait Player: Send {
     fn attach(&mut self, registry: &mio::Registry, token: Token) -> std::io::Result<()>;
     fn queue(&mut self, dest: Dest, intent: Intent, payload: &[u8]);
+    /// Sends what was queued, without waiting: what the socket does not take stays queued.
     fn flush(&mut self) -> std::io::Result<()>;
+    /// Whether reliable bytes wait for the next flush.
+    fn unflushed(&self) -> bool;
     /// Reads what arrived; calls `on` with each measured payload.
     fn receive(&mut self, on: &mut dyn FnMut(&[u8])) -> std::io::Result<()>;
 }
@@ -152,6 +155,10 @@ impl Player for MoonPlayer {
 
     fn flush(&mut self) -> std::io::Result<()> {
         self.client.flush().map_err(std::io::Error::other)
+    }
+
+    fn unflushed(&self) -> bool {
+        self.client.unflushed() > 0
     }
 
     fn receive(&mut self, on: &mut dyn FnMut(&[u8])) -> std::io::Result<()> {
@@ -374,7 +381,7 @@ fn worker(
                 slot.next_send += interval;
                 queued = true;
             }
-            if queued && slot.player.flush().is_err() {
+            if (queued || slot.player.unflushed()) && slot.player.flush().is_err() {
                 slot.broken = true;
             }
             if slot.next_send < stop_sending {
