@@ -7,7 +7,8 @@
 //!
 //! The server runs on its own thread in this process (its loop is single-threaded, as in the
 //! binary); the eight clients share a second thread, so on a 2-core machine the figures are a
-//! floor set by client and server together. The full load generator is `moonrt-bench` (later).
+//! floor set by client and server together. The full load generator is `moonrt-bench`
+//! (BENCHMARKS.md).
 
 use moonrt::client::{Client, Connect, Event, To};
 use moonrt::config::Config;

@@ -26,7 +26,10 @@
 //! - [`rtdata`]: typed payloads (GameSparks' RTData), shared by scripts and clients.
 //! - [`client`]: a small Rust client used by tests, examples and the load generator.
 //! - `main.rs`: the `moonrt` binary (CLI, logging, config loading).
-//! - `examples/loopback_relay.rs`: quick loopback throughput and idle-memory figures.
+//! - `src/bin/moonrt-bench/`: the load generator and benchmark scenarios (BENCHMARKS.md), with
+//!   the floor reflector they compare against.
+//! - `examples/loopback_relay.rs`: quick in-process figures, including the core alone (no
+//!   sockets) with and without Lua.
 
 pub mod client;
 pub mod config;
