@@ -338,3 +338,25 @@ fn a_binary_message_on_a_sessionserver_connection_closes_only_it() {
         r#"{"command":"playerUpdate","error":0,"playerID":0,"player":{}}"#
     );
 }
+
+#[test]
+fn a_native_client_cannot_join_a_sessionserver_session_by_its_core_id() {
+    let server = TestServer::start(config());
+    let mut a = JsonClient::open(&server);
+    a.send(r#"{"command":"createSession","session":{},"player":{}}"#);
+    a.next();
+    // The server's first session has core id 1: this one.
+    match moonrt::client::Client::connect(server.addr, moonrt::client::Connect::join(1)) {
+        Err(moonrt::client::ClientError::Rejected { code, message }) => {
+            assert_eq!(code, Code::SessionNotFound.as_u16());
+            assert!(message.contains("sessionserver"), "{message}");
+        }
+        Err(other) => panic!("expected a REJECT, got {other}"),
+        Ok(_) => panic!("a native client joined a sessionserver session"),
+    }
+    a.send(r#"{"command":"updatePlayer","player":{}}"#);
+    assert_eq!(
+        a.next(),
+        r#"{"command":"playerUpdate","error":0,"playerID":0,"player":{}}"#
+    );
+}

@@ -257,7 +257,6 @@ pub struct Client {
     udp: Option<UdpSocket>,
     server: SocketAddr,
     rx: Vec<u8>,
-    tx: Vec<u8>,
     /// Frames queued for TCP by [`Client::queue`].
     tcp_batch: Vec<u8>,
     /// Frames queued for the next datagram, and datagrams already full.
@@ -303,7 +302,6 @@ impl Client {
             udp: None,
             server,
             rx: Vec::new(),
-            tx: Vec::new(),
             tcp_batch: Vec::new(),
             udp_batch: Vec::new(),
             udp_full: Vec::new(),
@@ -466,7 +464,8 @@ impl Client {
         Ok(())
     }
 
-    /// Sends a message. Unreliable intents go over UDP once bound.
+    /// Sends a message now (after anything [`Client::queue`] left unsent). Unreliable intents go
+    /// over UDP once bound. Waits for a full TCP socket to drain, up to [`DEFAULT_TIMEOUT`].
     pub fn send(
         &mut self,
         to: To,
@@ -474,29 +473,9 @@ impl Client {
         intent: Intent,
         payload: &[u8],
     ) -> Result<(), ClientError> {
-        let list;
-        let target = match &to {
-            To::AllOthers => Target::AllOthers,
-            To::Peers(peers) => {
-                list = codec::encode_peer_list(peers);
-                Target::Peers(PeerList::from_wire(&list))
-            }
-            To::Group(g) => Target::Group(*g),
-            To::Server => Target::Server,
-        };
-        let msg = ClientMsg::Data(Data {
-            intent,
-            opcode,
-            target,
-            payload,
-        });
-        if intent.is_unreliable() && self.udp_bound {
-            let mut frame = Vec::new();
-            msg.encode(&mut frame);
-            self.send_datagram(&frame)
-        } else {
-            self.send_msg(&msg)
-        }
+        self.queue(to, opcode, intent, payload)?;
+        self.send_datagrams()?;
+        self.write_tcp_batch()
     }
 
     /// Queues a message for [`Client::flush`]: reliable ones (and all before UDP is bound) join
@@ -542,15 +521,7 @@ impl Client {
     /// Never waits: reliable bytes the socket does not take now stay queued, in order, for the
     /// next flush (so one full socket cannot stall a thread driving many clients).
     pub fn flush(&mut self) -> Result<(), ClientError> {
-        for datagram in std::mem::take(&mut self.udp_full) {
-            self.send_datagram(&datagram)?;
-        }
-        if !self.udp_batch.is_empty() {
-            let batch = std::mem::take(&mut self.udp_batch);
-            self.send_datagram(&batch)?;
-            self.udp_batch = batch;
-            self.udp_batch.clear();
-        }
+        self.send_datagrams()?;
         let mut written = 0;
         while written < self.tcp_batch.len() {
             match self.tcp.write(&self.tcp_batch[written..]) {
@@ -563,6 +534,21 @@ impl Client {
         if written > 0 {
             self.tcp_batch.drain(..written);
             self.last_tx = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// Sends the datagrams [`Client::queue`] packed.
+    fn send_datagrams(&mut self) -> Result<(), ClientError> {
+        for datagram in std::mem::take(&mut self.udp_full) {
+            self.send_datagram(&datagram)?;
+        }
+        if !self.udp_batch.is_empty() {
+            let mut batch = std::mem::take(&mut self.udp_batch);
+            let result = self.send_datagram(&batch);
+            batch.clear();
+            self.udp_batch = batch;
+            result?;
         }
         Ok(())
     }
@@ -680,12 +666,21 @@ impl Client {
         Ok(())
     }
 
+    /// Sends a control message over TCP now, after anything queued before it.
     fn send_msg(&mut self, msg: &ClientMsg<'_>) -> Result<(), ClientError> {
-        let mut frame = std::mem::take(&mut self.tx);
-        frame.clear();
-        msg.encode(&mut frame);
-        let result = self.write_tcp(&frame);
-        self.tx = frame;
+        msg.encode(&mut self.tcp_batch);
+        self.write_tcp_batch()
+    }
+
+    /// Writes everything queued for TCP, waiting for a full socket to drain.
+    fn write_tcp_batch(&mut self) -> Result<(), ClientError> {
+        if self.tcp_batch.is_empty() {
+            return Ok(());
+        }
+        let mut batch = std::mem::take(&mut self.tcp_batch);
+        let result = self.write_tcp(&batch);
+        batch.clear();
+        self.tcp_batch = batch;
         result
     }
 

@@ -371,11 +371,22 @@ impl<H: Hooks> Server<H> {
         let sid = match hello.mode {
             JoinMode::JoinId(sid) => {
                 let sid = SessionId(sid);
-                if !self.sessions.contains_key(&sid) {
-                    return Err((
-                        Code::SessionNotFound,
-                        format!("no session with id {}", sid.0),
-                    ));
+                match self.sessions.get(&sid) {
+                    None => {
+                        return Err((
+                            Code::SessionNotFound,
+                            format!("no session with id {}", sid.0),
+                        ));
+                    }
+                    // Its players speak only sessionserver JSON; a native player could not
+                    // talk to them.
+                    Some(s) if s.json.is_some() => {
+                        return Err((
+                            Code::SessionNotFound,
+                            format!("session {} is a sessionserver (JSON) session", sid.0),
+                        ));
+                    }
+                    Some(_) => {}
                 }
                 sid
             }

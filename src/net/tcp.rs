@@ -65,6 +65,10 @@ impl<H: Hooks> NetServer<H> {
             } else {
                 Link::Tcp(stream)
             };
+            if matches!(link, Link::Ws(_)) {
+                // The request came with the connection: the upgrade is already done.
+                self.core.handle_ws_open(id);
+            }
             let slot = id.0 as usize;
             if self.conns.len() <= slot {
                 self.conns.resize_with(slot + 1, || None);

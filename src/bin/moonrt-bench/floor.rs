@@ -360,12 +360,7 @@ impl Reflector {
             dirty,
             ..
         } = self;
-        let single = [target];
-        let ids: &[u32] = if target == ALL {
-            sessions.get(&session).map_or(&[], |v| v.as_slice())
-        } else {
-            &single
-        };
+        let ids = receivers(sessions, session, &target);
         for id in ids.iter().filter(|&&id| id != sender) {
             let Some(key) = members.get(id).and_then(|m| m.conn) else {
                 continue;
@@ -400,12 +395,7 @@ impl Reflector {
             udp_dirty,
             ..
         } = self;
-        let single = [target];
-        let ids: &[u32] = if target == ALL {
-            sessions.get(&session).map_or(&[], |v| v.as_slice())
-        } else {
-            &single
-        };
+        let ids = receivers(sessions, session, &target);
         for id in ids.iter().filter(|&&id| id != sender) {
             let Some(addr) = members.get(id).and_then(|m| m.udp) else {
                 continue;
@@ -455,6 +445,16 @@ impl Reflector {
                 out.clear();
             }
         }
+    }
+}
+
+/// Who a message goes to: the session's players, or the one targeted (the caller skips the
+/// sender).
+fn receivers<'a>(sessions: &'a HashMap<u32, Vec<u32>>, session: u32, target: &'a u32) -> &'a [u32] {
+    if *target == ALL {
+        sessions.get(&session).map_or(&[], |v| v.as_slice())
+    } else {
+        std::slice::from_ref(target)
     }
 }
 

@@ -225,6 +225,23 @@ struct Tally {
     reordered: u64,
 }
 
+impl Tally {
+    fn new() -> Tally {
+        Tally {
+            hist: latency_histogram(),
+            sent_fanout: 0,
+            sent: 0,
+            delivered: 0,
+            reordered: 0,
+        }
+    }
+}
+
+/// A histogram of microseconds, from 1 µs to a minute, 3 significant digits.
+pub fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds")
+}
+
 /// One player as a worker sees it.
 struct Slot {
     player: Box<dyn Player>,
@@ -272,13 +289,7 @@ pub fn run(players: Vec<Box<dyn Player>>, spec: &Spec, live: Arc<Live>) -> Outco
             std::thread::spawn(move || worker(slots, &spec, window, interval, &live))
         })
         .collect();
-    let mut total = Tally {
-        hist: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
-        sent_fanout: 0,
-        sent: 0,
-        delivered: 0,
-        reordered: 0,
-    };
+    let mut total = Tally::new();
     for h in handles {
         let t = h.join().expect("worker finished");
         total.hist.add(&t.hist).expect("same bounds");
@@ -317,13 +328,7 @@ fn worker(
     interval: Duration,
     live: &Live,
 ) -> Tally {
-    let mut tally = Tally {
-        hist: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
-        sent_fanout: 0,
-        sent: 0,
-        delivered: 0,
-        reordered: 0,
-    };
+    let mut tally = Tally::new();
     let mut poll = Poll::new().expect("epoll is available");
     for (i, slot) in slots.iter_mut().enumerate() {
         if let Err(e) = slot.player.attach(poll.registry(), Token(i)) {

@@ -893,7 +893,7 @@ fn floor_register(addr: SocketAddr, session: u32, id: u32) -> std::io::Result<Tc
 
 /// Receives each session's timer reports (a little-endian f64 of milliseconds late).
 fn collect_lateness(clients: &mut [Client], secs: f64) -> Histogram<u64> {
-    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
+    let mut hist = load::latency_histogram();
     let mut poll = Poll::new().expect("epoll is available");
     for (i, c) in clients.iter_mut().enumerate() {
         c.set_keepalive(false);
@@ -929,7 +929,7 @@ fn collect_lateness(clients: &mut [Client], secs: f64) -> Histogram<u64> {
 
 /// The floor for timers: `count` 50 ms intervals on one thread, a heap and epoll timeouts.
 fn floor_timers(count: usize, secs: f64) -> (Histogram<u64>, f64) {
-    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
+    let mut hist = load::latency_histogram();
     let mut poll = Poll::new().expect("epoll is available");
     let mut events = Events::with_capacity(16);
     let every = Duration::from_millis(50);
