@@ -477,7 +477,9 @@ watch = {watch}
             moonrt: IdleMemory,
             floor: IdleMemory,
         }
-        let ok = moonrt.failed == 0 && moonrt.after > moonrt.baseline;
+        // Every join succeeded (a few connections may fit in memory freed at startup, so the
+        // growth itself is not a check).
+        let ok = moonrt.failed == 0 && floor.failed == 0;
         report::write_json(
             &self.out,
             "idle-memory",
