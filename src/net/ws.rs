@@ -30,8 +30,8 @@ pub(super) fn config(config: &Config) -> WebSocketConfig {
     WebSocketConfig::default()
         // Small eager read buffer: idle browser connections should cost little.
         .read_buffer_size(4 * 1024)
-        // Each turn writes one message straight to the socket.
-        .write_buffer_size(0)
+        // A turn's messages are framed into this buffer and leave with one flush.
+        .write_buffer_size((config.limits.max_output_buffer_bytes / 2).min(64 * 1024))
         .max_write_buffer_size(config.limits.max_output_buffer_bytes)
         .max_message_size(Some(max_message))
         .max_frame_size(Some(max_message))
@@ -130,8 +130,10 @@ impl<H: Hooks> NetServer<H> {
         }
     }
 
-    /// Sends the connection's pending output as one binary message (queued by tungstenite if
-    /// the socket is full, and flushed when it drains).
+    /// Sends the connection's pending output: its sessionserver messages (one text message each)
+    /// and its native frames (one binary message), framed into tungstenite's buffer and written
+    /// with one flush, so one write per loop turn. What the socket does not take stays queued in
+    /// tungstenite and leaves when it drains.
     pub(super) fn flush_ws(&mut self, id: ConnId) {
         let Some(conn) = self.conns.get_mut(id.0 as usize).and_then(Option::as_mut) else {
             return;
@@ -141,50 +143,45 @@ impl<H: Hooks> NetServer<H> {
         };
         let mut failed = None;
         for text in self.core.json_pending(id) {
-            match ws.write(Message::text(text)) {
-                Ok(()) => {}
-                Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(e) => {
-                    failed = Some(e);
-                    break;
-                }
+            if let Err(e) = queued(ws.write(Message::text(text))) {
+                failed = Some(e);
+                break;
             }
         }
         self.core.json_sent(id);
-        if let Some(e) = failed {
-            log::debug!("{id}: WebSocket write: {e}");
-            let now = Instant::now();
-            match e {
-                Error::WriteBufferFull(_) => self.core.handle_protocol_error(
-                    now,
-                    id,
-                    Code::OutputOverflow,
-                    "client read too slowly",
-                ),
-                _ => self.core.handle_disconnect(now, id),
-            }
-            return;
-        }
         let pending = self.core.tcp_pending(id);
-        if pending.is_empty() {
-            let _ = ws.flush();
-            return;
-        }
         let len = pending.len();
-        match ws.write(Message::Binary(tungstenite::Bytes::copy_from_slice(
-            pending,
-        ))) {
-            Ok(()) => self.core.tcp_written(id, len),
-            // Queued: tungstenite sends it when the socket drains.
-            Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                self.core.tcp_written(id, len)
+        if failed.is_none() && len > 0 {
+            match queued(
+                ws.write(Message::Binary(tungstenite::Bytes::copy_from_slice(
+                    pending,
+                ))),
+            ) {
+                Ok(()) => self.core.tcp_written(id, len),
+                // The client reads too slowly; the core's own cap decides when to disconnect.
+                Err(Error::WriteBufferFull(_)) => self.core.tcp_written(id, 0),
+                Err(e) => failed = Some(e),
             }
-            // The client reads too slowly; the core's own cap decides when to disconnect.
-            Err(Error::WriteBufferFull(_)) => self.core.tcp_written(id, 0),
-            Err(e) => {
-                log::debug!("{id}: WebSocket write: {e}");
+        }
+        let failed = match failed {
+            None => queued(ws.flush()).err(),
+            some => some,
+        };
+        let Some(e) = failed else {
+            return;
+        };
+        log::debug!("{id}: WebSocket write: {e}");
+        let now = Instant::now();
+        match e {
+            Error::WriteBufferFull(_) => self.core.handle_protocol_error(
+                now,
+                id,
+                Code::OutputOverflow,
+                "client read too slowly",
+            ),
+            _ => {
                 self.core.tcp_written(id, len);
-                self.core.handle_disconnect(Instant::now(), id);
+                self.core.handle_disconnect(now, id);
             }
         }
     }
@@ -196,5 +193,14 @@ impl<H: Hooks> NetServer<H> {
         {
             let _ = ws.flush();
         }
+    }
+}
+
+/// A write or flush that hit a full socket still queued its message in tungstenite, which sends
+/// it when the socket drains: that is success here.
+fn queued(result: Result<(), Error>) -> Result<(), Error> {
+    match result {
+        Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(()),
+        other => other,
     }
 }
