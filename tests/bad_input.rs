@@ -91,16 +91,7 @@ fn frame_over_the_limit_closes_the_sender_and_others_hear_why() {
         final_frame(&mut s),
         (codec::msg_type::CLOSE, Code::FrameTooLarge.as_u16())
     );
-    let left = a
-        .wait_for(WAIT, |e| matches!(e, Event::PlayerLeft { .. }))
-        .unwrap();
-    assert_eq!(
-        left,
-        Event::PlayerLeft {
-            peer: 2,
-            reason: Code::FrameTooLarge.as_u16()
-        }
-    );
+    assert_player_left(&mut a, 2, Code::FrameTooLarge);
 }
 
 #[test]
@@ -225,16 +216,7 @@ fn slow_reader_is_disconnected_with_output_overflow_and_the_rest_play_on() {
             break;
         }
     }
-    let left = b
-        .wait_for(WAIT, |e| matches!(e, Event::PlayerLeft { .. }))
-        .unwrap();
-    assert_eq!(
-        left,
-        Event::PlayerLeft {
-            peer: 3,
-            reason: Code::OutputOverflow.as_u16()
-        }
-    );
+    assert_player_left(&mut b, 3, Code::OutputOverflow);
     assert_others_fine(&mut a, &mut b);
     slow.set_read_timeout(Some(Duration::from_millis(10)))
         .unwrap();

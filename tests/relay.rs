@@ -30,16 +30,7 @@ fn three_players_see_each_other_join_and_leave() {
         }
     );
     drop(c);
-    let left = b
-        .wait_for(WAIT, |e| matches!(e, Event::PlayerLeft { .. }))
-        .unwrap();
-    assert_eq!(
-        left,
-        Event::PlayerLeft {
-            peer: 3,
-            reason: Code::ConnectionLost.as_u16()
-        }
-    );
+    assert_player_left(&mut b, 3, Code::ConnectionLost);
 }
 
 #[test]

@@ -309,16 +309,7 @@ fn kick_closes_one_player_with_the_reason() {
         }
         _ => unreachable!(),
     }
-    let left = a
-        .wait_for(WAIT, |e| matches!(e, Event::PlayerLeft { .. }))
-        .unwrap();
-    assert_eq!(
-        left,
-        Event::PlayerLeft {
-            peer: 2,
-            reason: Code::Kicked.as_u16()
-        }
-    );
+    assert_player_left(&mut a, 2, Code::Kicked);
 }
 
 #[test]

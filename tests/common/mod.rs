@@ -4,7 +4,7 @@
 use moonrt::client::{Client, Connect, Event};
 use moonrt::config::Config;
 use moonrt::core::codec::{Data, Intent};
-use moonrt::core::{Command, Ctx, Hooks, NoScript, PeerId, SendTarget, Stats};
+use moonrt::core::{Code, Command, Ctx, Hooks, NoScript, PeerId, SendTarget, Stats};
 use moonrt::net::{NetServer, ServerHandle};
 use std::net::SocketAddr;
 use std::sync::mpsc;
@@ -118,6 +118,20 @@ pub fn closed_code(client: &mut Client) -> u16 {
         Event::Closed { code, .. } => code,
         _ => unreachable!(),
     }
+}
+
+/// Waits for the next PLAYER_LEFT and asserts who left and why.
+pub fn assert_player_left(client: &mut Client, peer: u16, reason: Code) {
+    let left = client
+        .wait_for(WAIT, |e| matches!(e, Event::PlayerLeft { .. }))
+        .expect("a PLAYER_LEFT");
+    assert_eq!(
+        left,
+        Event::PlayerLeft {
+            peer,
+            reason: reason.as_u16()
+        }
+    );
 }
 
 /// Asserts nothing but the listed kinds of event arrive for `wait`.
