@@ -110,6 +110,7 @@ fn core_ns_per_message<H: Hooks>(hooks: H, rounds: usize) -> f64 {
             player_id: "",
             player_name: "p",
             payload: b"",
+            stray_field: None,
         })
         .encode(&mut hello);
         core.handle_tcp_bytes(now, id, &hello);
@@ -315,6 +316,7 @@ fn idle_memory(addr: SocketAddr, n: usize, per_session: usize) -> (f64, u64) {
             player_id: "",
             player_name: "idle",
             payload: b"",
+            stray_field: None,
         })
         .encode(&mut hello);
         s.write_all(&hello).unwrap();

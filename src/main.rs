@@ -35,6 +35,10 @@ enum Command {
     Check {
         /// The main script.
         path: Option<PathBuf>,
+        /// Treat warnings (keys of the returned table that are not moonrt callbacks, such as
+        /// a vendor's `onMessage`) as errors.
+        #[arg(long)]
+        strict: bool,
     },
 }
 
@@ -58,18 +62,31 @@ fn run(cli: Cli) -> Result<(), String> {
     } else {
         Config::default()
     };
-    if let Some(Command::Check { path }) = cli.command {
+    if let Some(Command::Check { path, strict }) = cli.command {
         let path = path.unwrap_or_else(|| PathBuf::from(&config.script.path));
-        let checked = ScriptSource::read(&path)
-            .and_then(|source| moonrt::script::check(&source, &config.script).map(|()| source));
-        let source = match checked {
-            Ok(source) => source,
+        let checked = ScriptSource::read(&path).and_then(|source| {
+            moonrt::script::check(&source, &config.script).map(|warnings| (source, warnings))
+        });
+        let (source, warnings) = match checked {
+            Ok(checked) => checked,
             Err(e) => {
                 // Plain text on stderr, for a studio's CI log.
                 eprintln!("error: {}: {e}", path.display());
                 std::process::exit(1);
             }
         };
+        let kind = if strict { "error" } else { "warning" };
+        for w in &warnings {
+            eprintln!("{kind}: {}: {w}", path.display());
+        }
+        if strict && !warnings.is_empty() {
+            eprintln!(
+                "error: {}: {} warning(s), refused by --strict",
+                path.display(),
+                warnings.len()
+            );
+            std::process::exit(1);
+        }
         println!(
             "{}: ok ({} .lua files in {})",
             path.display(),

@@ -27,6 +27,7 @@ fn raw_joined(server: &TestServer, room: &str) -> TcpStream {
         player_id: "",
         player_name: "raw",
         payload: b"",
+        stray_field: None,
     })
     .encode(&mut hello);
     s.write_all(&hello).unwrap();
@@ -165,8 +166,8 @@ fn unknown_target_peer_gets_an_error_and_the_known_ones_still_receive() {
     let err = a
         .wait_for(WAIT, |e| matches!(e, Event::Error { .. }))
         .unwrap();
-    assert!(matches!(err, Event::Error { code, ref message }
-        if code == Code::UnknownPeer.as_u16() && message.contains("77")));
+    assert!(matches!(err, Event::Error { code, ref message, detail }
+        if code == Code::UnknownPeer.as_u16() && message.contains("77") && detail == 77));
 }
 
 #[test]

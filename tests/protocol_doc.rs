@@ -53,6 +53,7 @@ fn examples() -> BTreeMap<&'static str, Vec<u8>> {
             player_id: "p1",
             player_name: "Ann",
             payload: &[0xab],
+            stray_field: None,
         })),
     );
     m.insert(
@@ -64,6 +65,7 @@ fn examples() -> BTreeMap<&'static str, Vec<u8>> {
             player_id: "",
             player_name: "Bo",
             payload: &[],
+            stray_field: None,
         })),
     );
     m.insert("data_all", data(Intent::Reliable, Target::AllOthers, b"hi"));
@@ -170,8 +172,9 @@ fn examples() -> BTreeMap<&'static str, Vec<u8>> {
     m.insert(
         "error",
         server(ServerMsg::Error {
-            code: 30,
-            message: "op 0",
+            code: 31,
+            message: "no 9",
+            detail: 9,
         }),
     );
     m.insert("udp_bound", server(ServerMsg::UdpBound));

@@ -72,6 +72,7 @@ fn setup(now: Instant) -> (Server<NoScript>, Vec<Player>) {
             player_id: "",
             player_name: "p",
             payload: b"",
+            stray_field: None,
         })
         .encode(&mut hello);
         server.handle_tcp_bytes(now, id, &hello);

@@ -590,6 +590,7 @@ fn session_end_runs_when_the_last_player_leaves() {
         player_id: "",
         player_name: "p",
         payload: b"",
+        stray_field: None,
     })
     .encode(&mut bytes);
     ClientMsg::Leave.encode(&mut bytes);

@@ -124,6 +124,7 @@ fn native_browser(server: &TestServer) -> JsonClient {
         player_id: "",
         player_name: "n",
         payload: b"",
+        stray_field: None,
     })
     .encode(&mut frame);
     browser.ws.send(Message::Binary(frame.into())).unwrap();
@@ -358,5 +359,30 @@ fn a_native_client_cannot_join_a_sessionserver_session_by_its_core_id() {
     assert_eq!(
         a.next(),
         r#"{"command":"playerUpdate","error":0,"playerID":0,"player":{}}"#
+    );
+}
+
+#[test]
+fn a_port_probe_that_never_upgrades_takes_no_player_id() {
+    let server = TestServer::start(config());
+    let addr = server.ws.expect("WebSocket is on");
+    // A load balancer's TCP health check, then one that sends a plain HTTP request.
+    drop(TcpStream::connect(addr).unwrap());
+    {
+        use std::io::{Read, Write};
+        let mut probe = TcpStream::connect(addr).unwrap();
+        probe.set_read_timeout(Some(WAIT)).unwrap();
+        probe
+            .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut answer = Vec::new();
+        let _ = probe.read_to_end(&mut answer);
+    }
+    let mut a = JsonClient::open(&server);
+    a.send(r#"{"command":"createSession","session":{},"player":{}}"#);
+    assert_eq!(
+        a.next(),
+        r#"{"command":"sessionJoin","error":0,"sessionID":0,"playerID":0,"session":{},"player":{}}"#,
+        "the first WebSocket player is player 0, as with the package"
     );
 }

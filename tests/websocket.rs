@@ -56,6 +56,7 @@ impl Browser {
             player_id: "",
             player_name: "browser",
             payload: b"",
+            stray_field: None,
         }));
         match self.next() {
             Got::Welcome(peer) => peer,
@@ -217,4 +218,22 @@ fn websocket_pings_are_answered_and_native_pings_work_too() {
     assert_eq!(&pong[..], b"hi");
     browser.send(ClientMsg::Ping { client_time: 77 });
     assert_eq!(browser.next(), Got::Other(codec::msg_type::PONG));
+}
+
+#[test]
+fn a_native_close_is_repeated_in_the_websocket_close_status_as_4000_plus_the_code() {
+    let server = TestServer::start(config());
+    let mut browser = Browser::open(&server);
+    browser.hello("r");
+    browser.send(ClientMsg::Leave);
+    assert_eq!(browser.next(), Got::Reject(Code::ClientLeft.as_u16()));
+    let status = loop {
+        match browser.ws.read() {
+            Ok(Message::Close(Some(frame))) => break u16::from(frame.code),
+            Ok(Message::Close(None)) => panic!("a close frame without a status"),
+            Ok(_) => {}
+            Err(e) => panic!("no close frame: {e}"),
+        }
+    };
+    assert_eq!(status, 4000 + Code::ClientLeft.as_u16());
 }

@@ -60,7 +60,7 @@
 ---@field on_send_to_group (fun(packet: rt.Packet): boolean?)|nil
 ---@field on_message fun(packet: rt.Packet)|nil
 ---@field on_tick fun(dt_ms: number)|nil
----@field on_process_start fun(args: string[])|nil   Process-wide state only.
+---@field on_process_start (fun(args: string[]): any)|nil   Process-wide only; returns rt.process (false: not ready).
 ---@field on_process_terminate fun()|nil             Process-wide state only.
 ---@field on_health_check (fun(): boolean?)|nil      Process-wide state only.
 
@@ -116,7 +116,8 @@ function Data.float(x) end
 function Data.vector(x, y, z, w) end
 
 ---@class rt
----@field server_id string   This server's name ([server] id, or "moonrt-<pid>").
+---@field server_id string   This server's name ([server] id, or "moonrt-<pid>"); the server's peer id is 0.
+---@field process any        What on_process_start returned, shared read-only by every session (nil if nothing).
 ---@field session rt.Session
 ---@field log rt.Log
 ---@field json rt.Json

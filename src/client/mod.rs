@@ -203,6 +203,9 @@ pub enum Event {
         code: u16,
         /// Detail.
         message: String,
+        /// The value the error is about (the unknown peer id for code 31, the group id for 32
+        /// and 33); 0 otherwise.
+        detail: u32,
     },
     /// The server closed the connection (or it was lost: code 26).
     Closed {
@@ -335,6 +338,7 @@ impl Client {
             player_id: &opts.player_id,
             player_name: &opts.name,
             payload: &opts.payload,
+            stray_field: None,
         })
         .encode(&mut frame);
         client.write_tcp(&frame)?;
@@ -882,9 +886,14 @@ impl Client {
                 by,
                 props: props.to_vec(),
             },
-            ServerMsg::Error { code, message } => Event::Error {
+            ServerMsg::Error {
+                code,
+                message,
+                detail,
+            } => Event::Error {
                 code,
                 message: message.to_owned(),
+                detail,
             },
             ServerMsg::Close { code, message } | ServerMsg::Reject { code, message } => {
                 Event::Closed {

@@ -180,6 +180,17 @@ pub enum JoinMode<'a> {
     JoinOrCreate(&'a str),
 }
 
+impl JoinMode<'_> {
+    /// The mode's value on the wire (1, 2 or 3).
+    pub fn wire(&self) -> u8 {
+        match self {
+            JoinMode::Create(_) => 1,
+            JoinMode::JoinId(_) => 2,
+            JoinMode::JoinOrCreate(_) => 3,
+        }
+    }
+}
+
 /// A decoded HELLO.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hello<'a> {
@@ -195,6 +206,9 @@ pub struct Hello<'a> {
     pub player_name: &'a str,
     /// Opaque bytes for the connect check (a script sees them).
     pub payload: &'a [u8],
+    /// The field the join mode says must be empty or 0 but is not (`session_id` in modes 1 and
+    /// 3, `session_name` in mode 2); the server refuses such a HELLO with code 7. Never encoded.
+    pub stray_field: Option<&'static str>,
 }
 
 /// Who a DATA message is for. Peer lists stay in wire form; iterate with [`PeerList::iter`].
@@ -383,6 +397,9 @@ pub enum ServerMsg<'a> {
         code: u16,
         /// Human-readable detail.
         message: &'a str,
+        /// The value the error is about: the unknown peer id (31), the group id (32, 33), the
+        /// opcode (30); 0 otherwise.
+        detail: u32,
     },
     /// UDP bound.
     UdpBound,
@@ -516,6 +533,11 @@ impl<'a> ClientMsg<'a> {
                 let mode_byte = r.u8("join mode")?;
                 let session_id = r.u64("session id")?;
                 let session_name = r.str("session name")?;
+                let stray_field = match mode_byte {
+                    1 | 3 if session_id != 0 => Some("session_id"),
+                    2 if !session_name.is_empty() => Some("session_name"),
+                    _ => None,
+                };
                 let mode = match mode_byte {
                     1 => JoinMode::Create(session_name),
                     2 => JoinMode::JoinId(session_id),
@@ -534,6 +556,7 @@ impl<'a> ClientMsg<'a> {
                     player_id: r.str("player id")?,
                     player_name: r.str("player name")?,
                     payload: r.rest(),
+                    stray_field,
                 })
             }
             msg_type::DATA => {
@@ -725,6 +748,12 @@ impl<'a> ServerMsg<'a> {
             msg_type::ERROR => ServerMsg::Error {
                 code: r.u16("code")?,
                 message: r.str("message")?,
+                // Servers before the field existed sent none.
+                detail: if r.buf.len() >= 4 {
+                    r.u32("detail")?
+                } else {
+                    0
+                },
             },
             msg_type::UDP_BOUND => ServerMsg::UdpBound,
             msg_type::PLAYER_PROPS => ServerMsg::PlayerProps {
@@ -768,8 +797,16 @@ impl<'a> ServerMsg<'a> {
             ServerMsg::Close { code, message } => {
                 encode_code_msg(buf, msg_type::CLOSE, *code, message)
             }
-            ServerMsg::Error { code, message } => {
-                encode_code_msg(buf, msg_type::ERROR, *code, message)
+            ServerMsg::Error {
+                code,
+                message,
+                detail,
+            } => {
+                let start = begin_frame(buf, msg_type::ERROR);
+                buf.put_u16(*code);
+                buf.put_str(message);
+                buf.put_u32(*detail);
+                end_frame(buf, start);
             }
             ServerMsg::Delivery {
                 intent,
@@ -864,6 +901,7 @@ mod tests {
                 player_id: "p-1",
                 player_name: "Ann",
                 payload: b"\x01\x02",
+                stray_field: None,
             }),
             ClientMsg::Hello(Hello {
                 version: 1,
@@ -872,6 +910,7 @@ mod tests {
                 player_id: "",
                 player_name: "",
                 payload: b"",
+                stray_field: None,
             }),
             ClientMsg::Data(Data {
                 intent: Intent::UnreliableSequenced,
@@ -958,6 +997,7 @@ mod tests {
             ServerMsg::Error {
                 code: 30,
                 message: "opcode 0",
+                detail: 7,
             },
             ServerMsg::UdpBound,
             ServerMsg::PlayerProps {

@@ -67,11 +67,13 @@ pub enum Code {
     PropsRefused = 34,
     /// Non-fatal: properties over 4096 bytes; nothing changed.
     PropsTooLarge = 35,
+    /// Non-fatal: DATA to a list of 0 peers reaches nobody; the message was dropped.
+    NoTargets = 36,
 }
 
 impl Code {
     /// Every code, for documentation tests and clients that print tables.
-    pub const ALL: [Code; 30] = [
+    pub const ALL: [Code; 31] = [
         Code::Malformed,
         Code::FrameTooLarge,
         Code::UnknownMessageType,
@@ -102,6 +104,7 @@ impl Code {
         Code::GroupRefused,
         Code::PropsRefused,
         Code::PropsTooLarge,
+        Code::NoTargets,
     ];
 
     /// The code's value on the wire.
@@ -142,6 +145,7 @@ impl Code {
             Code::GroupRefused => "group_refused",
             Code::PropsRefused => "props_refused",
             Code::PropsTooLarge => "props_too_large",
+            Code::NoTargets => "no_targets",
         }
     }
 

@@ -5,7 +5,7 @@ use super::ids::{ConnId, PeerId, SessionId};
 use super::outbuf::{DatagramQueue, StreamOut};
 use slab::Slab;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,10 +27,16 @@ pub(crate) enum Phase {
 }
 
 /// A token bucket: `rate` messages per second on average, bursts up to `rate`.
+///
+/// Time the server's loop was stalled is not the client's fault: messages a client sent while
+/// the server could not read arrive in one burst afterwards. The server's running total of
+/// stalled time (`stall_credit`) lets the bucket grow past `rate` by what the client could have
+/// sent during the stalls since it last took a token.
 #[derive(Debug)]
 pub(crate) struct RateLimit {
     tokens: f64,
     last: Instant,
+    stall_seen: Duration,
 }
 
 impl RateLimit {
@@ -38,14 +44,21 @@ impl RateLimit {
         RateLimit {
             tokens: rate as f64,
             last: now,
+            stall_seen: Duration::ZERO,
         }
     }
 
-    /// Takes one token; false when the sender is over its rate.
-    pub(crate) fn allow(&mut self, now: Instant, rate: u32) -> bool {
+    /// Takes one token; false when the sender is over its rate. `stall_credit` is the server's
+    /// total stalled time so far ([`crate::core::Server::handle_loop_stall`]).
+    pub(crate) fn allow(&mut self, now: Instant, rate: u32, stall_credit: Duration) -> bool {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;
-        self.tokens = (self.tokens + elapsed * rate as f64).min(rate as f64);
+        let stalled = stall_credit.saturating_sub(self.stall_seen).as_secs_f64();
+        self.stall_seen = stall_credit;
+        let rate = rate as f64;
+        let cap = rate * (1.0 + stalled);
+        // Credit above `rate` from an earlier stall is kept until it is spent.
+        self.tokens = (self.tokens + elapsed * rate).min(cap.max(self.tokens));
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             true
@@ -89,7 +102,7 @@ pub(crate) struct Conn {
     pub json: bool,
     /// Pending sessionserver messages, each as `u32 length | UTF-8 JSON`.
     pub json_out: Vec<u8>,
-    /// Why a sessionserver connection was closed, for the WebSocket close frame.
+    /// Why the connection was closed, for a WebSocket close frame (4000 + code).
     pub close_note: Option<(super::codes::Code, String)>,
     /// Whether the connection is in the dirty list already.
     queued: bool,

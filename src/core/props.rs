@@ -25,13 +25,14 @@ impl<H: Hooks> Server<H> {
                 "properties are {} bytes; the limit is {MAX_PROPS_BYTES}",
                 props.len()
             );
-            self.send_error(id, Code::PropsTooLarge, &why);
+            self.send_error(id, Code::PropsTooLarge, 0, &why);
             return;
         }
         if !self.call_hook(now, sid, |h, ctx| h.props_request(ctx, peer, scope, props)) {
             self.send_error(
                 id,
                 Code::PropsRefused,
+                0,
                 "the session script refused the properties change",
             );
             return;

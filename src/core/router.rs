@@ -20,13 +20,36 @@ impl<H: Hooks> Server<H> {
         data: &Data<'_>,
     ) {
         self.stats.messages_in += 1;
+        // Refused messages take no sequence number: receivers see no gap.
         if data.opcode == 0 {
             self.send_error(
                 from,
                 Code::InvalidOpcode,
+                0,
                 "opcode 0 is reserved; message dropped",
             );
             return;
+        }
+        match data.target {
+            Target::Peers(list) if list.is_empty() => {
+                self.send_error(
+                    from,
+                    Code::NoTargets,
+                    0,
+                    "DATA to a peer list of 0 peers reaches nobody; message dropped",
+                );
+                return;
+            }
+            Target::Group(0) => {
+                self.send_error(
+                    from,
+                    Code::InvalidGroup,
+                    0,
+                    "group 0 is reserved; message dropped",
+                );
+                return;
+            }
+            _ => {}
         }
         let Some(conn) = self.conns.get_mut(from) else {
             return;
@@ -127,16 +150,18 @@ impl<H: Hooks> Server<H> {
             self.send_error(
                 from,
                 Code::UnknownPeer,
+                p.into(),
                 &format!("peer {p} is not in the session; the other targets got the message"),
             );
         }
     }
 
-    /// Sends a non-fatal ERROR to a connection.
-    pub(crate) fn send_error(&mut self, id: ConnId, code: Code, message: &str) {
+    /// Sends a non-fatal ERROR to a connection; `detail` is the value it is about (PROTOCOL.md).
+    pub(crate) fn send_error(&mut self, id: ConnId, code: Code, detail: u32, message: &str) {
         let msg = ServerMsg::Error {
             code: code.as_u16(),
             message,
+            detail,
         };
         self.conns.send_tcp(id, |buf| msg.encode(buf));
     }
@@ -154,7 +179,7 @@ impl<H: Hooks> Server<H> {
         joining: bool,
     ) {
         if g == 0 {
-            self.send_error(id, Code::InvalidGroup, "group 0 is reserved");
+            self.send_error(id, Code::InvalidGroup, 0, "group 0 is reserved");
             return;
         }
         if self.group_refused(now, id, sid, peer, g, joining) {
@@ -192,13 +217,19 @@ impl<H: Hooks> Server<H> {
             self.send_error(
                 id,
                 Code::GroupRefused,
+                g.into(),
                 &format!("the session script refused to let you {verb} group {g}"),
             );
         }
         !allowed
     }
 
+    /// Answers GROUP_QUERY (and requests that change nothing) with the group's members.
     pub(crate) fn group_query(&mut self, id: ConnId, sid: SessionId, g: u16) {
+        if g == 0 {
+            self.send_error(id, Code::InvalidGroup, 0, "group 0 is reserved");
+            return;
+        }
         let Some(session) = self.sessions.get(&sid) else {
             return;
         };

@@ -23,7 +23,7 @@ use super::timer::{TimerKey, Timers};
 use crate::config::Config;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Maps the monotonic `now` the core is given to wall-clock time for clients.
 #[derive(Debug, Clone, Copy)]
@@ -73,6 +73,10 @@ pub struct Server<H: Hooks> {
     pub(crate) stats: Stats,
     pub(crate) clock: WallClock,
     shutting_down: bool,
+    /// Total time the loop reported itself stalled; rate limits forgive it (see `RateLimit`).
+    pub(crate) stall_credit: Duration,
+    /// How the most recently ended session ended, so a join that ended it can say why.
+    last_end: Option<(SessionId, Code, String)>,
     /// The sessionserver profile's counters and public session ids.
     pub(crate) ss: super::sessionserver::Registry,
 }
@@ -96,6 +100,8 @@ impl<H: Hooks> Server<H> {
             stats: Stats::default(),
             clock,
             shutting_down: false,
+            stall_credit: Duration::ZERO,
+            last_end: None,
             ss: Default::default(),
         }
     }
@@ -138,6 +144,13 @@ impl<H: Hooks> Server<H> {
     }
 
     // ----- inputs -----
+
+    /// The transport's loop could not read for `stalled` (a long loop turn). Clients' backlogs
+    /// from that time arrive in a burst; rate limits give them that much extra allowance, so a
+    /// stall is never charged to clients.
+    pub fn handle_loop_stall(&mut self, stalled: Duration) {
+        self.stall_credit += stalled;
+    }
 
     /// A TCP connection was accepted. Past `max_connections` it is given a REJECT and closed.
     pub fn handle_accept(&mut self, now: Instant, addr: SocketAddr) -> ConnId {
@@ -274,11 +287,13 @@ impl<H: Hooks> Server<H> {
             }
             (Phase::Joined { session, peer }, _) => (session, peer),
         };
-        if matches!(msg, ClientMsg::Data(_))
-            && !conn
-                .rate
-                .allow(now, self.config.limits.max_messages_per_sec)
-        {
+        // Every message a player sends counts: PING, GROUP_* and props (each broadcast to the
+        // session) could flood as well as DATA.
+        if !conn.rate.allow(
+            now,
+            self.config.limits.max_messages_per_sec,
+            self.stall_credit,
+        ) {
             self.stats.rate_limited += 1;
             if via == Via::Tcp {
                 let rate = self.config.limits.max_messages_per_sec;
@@ -343,6 +358,15 @@ impl<H: Hooks> Server<H> {
                 format!(
                     "protocol version {} is not supported; this server speaks {PROTOCOL_VERSION}",
                     hello.version
+                ),
+            ));
+        }
+        if let Some(field) = hello.stray_field {
+            return Err((
+                Code::BadHello,
+                format!(
+                    "{field} must be empty (0) in join mode {}",
+                    hello.mode.wire()
                 ),
             ));
         }
@@ -446,7 +470,7 @@ impl<H: Hooks> Server<H> {
             h.player_connecting(ctx, info, hello.payload)
         });
         let Some(session) = self.sessions.get_mut(&sid) else {
-            return Err((Code::SessionEnded, "the session ended".into()));
+            return Err(self.ended_why(sid));
         };
         if let Err(why) = verdict {
             session.remove_member(peer);
@@ -538,12 +562,20 @@ impl<H: Hooks> Server<H> {
         if let Err(why) = self.call_hook(now, sid, |h, ctx| h.session_started(ctx, name)) {
             log::warn!("{sid}: session logic failed to start: {why}");
             self.end_session(now, sid, Code::ScriptFailed);
-            return Err((Code::RejectedByScript, why));
+            return Err((Code::ScriptFailed, why));
         }
         if !self.sessions.contains_key(&sid) {
-            return Err((Code::SessionEnded, "the session ended as it started".into()));
+            return Err(self.ended_why(sid));
         }
         Ok(sid)
+    }
+
+    /// Why `sid` (which has just ended) ended: its code and reason, for the joiner it refuses.
+    fn ended_why(&self, sid: SessionId) -> (Code, String) {
+        match &self.last_end {
+            Some((ended, code, reason)) if *ended == sid => (*code, reason.clone()),
+            _ => (Code::SessionEnded, "the session ended".into()),
+        }
     }
 
     /// Ends a session: every member is closed with `code`.
@@ -564,6 +596,7 @@ impl<H: Hooks> Server<H> {
         };
         // Its players' departures must not start a linger or end it a second time.
         session.ending = true;
+        self.last_end = Some((sid, code, reason.to_owned()));
         let conns: Vec<ConnId> = session.members().iter().map(|m| m.conn).collect();
         for conn in conns {
             if self.conns.get(conn).is_some_and(|c| c.json) && code != Code::ShuttingDown {
@@ -593,9 +626,8 @@ impl<H: Hooks> Server<H> {
         };
         let was = std::mem::replace(&mut conn.phase, Phase::Closing);
         let player_id = std::mem::take(&mut conn.player_id);
-        if conn.json {
-            conn.close_note = Some((code, message.to_owned()));
-        }
+        // A WebSocket close frame repeats it (status 4000 + code); TCP ignores it.
+        conn.close_note = Some((code, message.to_owned()));
         let frame = match was {
             Phase::Closing => return,
             Phase::AwaitingHello | Phase::Lobby => ServerMsg::Reject {

@@ -133,27 +133,23 @@ fn text_of(value: Option<&Value>) -> String {
 }
 
 impl<H: Hooks> Server<H> {
-    /// A WebSocket connection was accepted: like [`Server::handle_accept`], and it is given the
-    /// next sessionserver player id (the reference numbers every connection).
+    /// A WebSocket connection was accepted: like [`Server::handle_accept`]. It gets its
+    /// sessionserver player id only once the upgrade completes ([`Server::handle_ws_open`]).
     pub fn handle_ws_accept(&mut self, now: Instant, addr: std::net::SocketAddr) -> ConnId {
-        let id = self.handle_accept(now, addr);
-        if let Some(conn) = self.conns.get_mut(id)
-            && conn.phase != Phase::Closing
-        {
-            conn.ws_player = Some(self.ss.next_player);
-            self.ss.next_player += 1;
-        }
-        id
+        self.handle_accept(now, addr)
     }
 
-    /// A WebSocket upgrade completed. The connection waits for its first message, which picks
-    /// the protocol: binary HELLO (native) or a text command (sessionserver). Like the
-    /// reference, an open connection may wait as long as it likes.
+    /// A WebSocket upgrade completed: the connection is given the next sessionserver player id
+    /// (the package numbers WebSocket connections only, so a port probe or a load balancer's
+    /// health check that never upgrades takes no id). It then waits for its first message,
+    /// which picks the protocol: binary HELLO (native) or a text command (sessionserver).
     pub fn handle_ws_open(&mut self, id: ConnId) {
         if let Some(conn) = self.conns.get_mut(id)
             && conn.phase == Phase::AwaitingHello
         {
             conn.phase = Phase::Lobby;
+            conn.ws_player = Some(self.ss.next_player);
+            self.ss.next_player += 1;
         }
     }
 
@@ -187,7 +183,7 @@ impl<H: Hooks> Server<H> {
         }
     }
 
-    /// Why a sessionserver connection is being closed (for its WebSocket close frame).
+    /// Why a connection is being closed (for its WebSocket close frame: 4000 + the code).
     pub fn close_note(&self, id: ConnId) -> Option<(Code, &str)> {
         let (code, why) = self.conns.get(id)?.close_note.as_ref()?;
         Some((*code, why))
@@ -209,7 +205,7 @@ impl<H: Hooks> Server<H> {
             _ => !conn.json,
         };
         conn.last_rx = now;
-        if !conn.rate.allow(now, rate) {
+        if !conn.rate.allow(now, rate, self.stall_credit) {
             self.stats.rate_limited += 1;
             let why = format!("more than {rate} messages per second");
             self.close(now, id, Code::RateLimited, &why);

@@ -151,6 +151,7 @@ impl<H: Hooks> Sim<H> {
                 player_id: "",
                 player_name: name,
                 payload: b"",
+                stray_field: None,
             }),
         );
         id
@@ -650,6 +651,7 @@ fn same_player_id_connecting_again_replaces_the_old_connection() {
                 player_id: "player-42",
                 player_name: "p",
                 payload: b"",
+                stray_field: None,
             }),
         );
         id
@@ -682,6 +684,7 @@ fn wrong_version_and_wrong_token_are_rejected() {
                 player_id: "",
                 player_name: "",
                 payload: b"",
+                stray_field: None,
             }),
         );
         assert_eq!(s.recv(id), vec![Got::Reject(code.as_u16())]);
@@ -800,4 +803,203 @@ fn properties_reach_everyone_and_are_replayed_to_late_joiners() {
     s.send(a, ClientMsg::SetPlayerProps(&[0; 5000]));
     assert_eq!(s.recv(a), vec![Got::Error(Code::PropsTooLarge.as_u16())]);
     assert!(s.recv(b).iter().all(|g| !matches!(g, Got::PlayerProps(..))));
+}
+
+#[test]
+fn frame_with_length_zero_is_rejected_as_malformed() {
+    let mut s = sim(config());
+    let id = s.server.handle_accept(s.now, addr(1));
+    s.server.handle_tcp_bytes(s.now, id, &[0, 0, 0, 0]);
+    assert_eq!(s.recv(id), vec![Got::Reject(Code::Malformed.as_u16())]);
+}
+
+#[test]
+fn unknown_type_or_join_mode_as_the_first_frame_is_rejected_with_its_code() {
+    let mut s = sim(config());
+    let id = s.server.handle_accept(s.now, addr(1));
+    s.server.handle_tcp_bytes(s.now, id, &[1, 0, 0, 0, 0x7e]);
+    assert_eq!(
+        s.recv(id),
+        vec![Got::Reject(Code::UnknownMessageType.as_u16())]
+    );
+    let mut hello = Vec::new();
+    ClientMsg::Hello(Hello {
+        version: 1,
+        mode: JoinMode::Create(""),
+        token: "",
+        player_id: "",
+        player_name: "",
+        payload: b"",
+        stray_field: None,
+    })
+    .encode(&mut hello);
+    for mode in [0u8, 4] {
+        hello[7] = mode;
+        let id = s.server.handle_accept(s.now, addr(1));
+        s.server.handle_tcp_bytes(s.now, id, &hello);
+        assert_eq!(s.recv(id), vec![Got::Reject(Code::Malformed.as_u16())]);
+    }
+}
+
+#[test]
+fn hello_with_a_field_its_join_mode_does_not_use_is_rejected_as_bad_hello() {
+    let mut s = sim(config());
+    let created = s.join("room", "a");
+    let (_, sid, _, _, _) = welcome_of(&s.recv(created));
+    // Mode 2 (join by id) with a session name; modes 1 and 3 with a session id.
+    let mut join_id = Vec::new();
+    ClientMsg::Hello(Hello {
+        version: 1,
+        mode: JoinMode::JoinId(sid),
+        token: "",
+        player_id: "",
+        player_name: "b",
+        payload: b"",
+        stray_field: None,
+    })
+    .encode(&mut join_id);
+    let mut with_name = join_id[..16].to_vec();
+    with_name.extend_from_slice(&[4, 0, b'r', b'o', b'o', b'm']);
+    with_name.extend_from_slice(&join_id[18..]);
+    let len = (with_name.len() - 4) as u32;
+    with_name[..4].copy_from_slice(&len.to_le_bytes());
+    let mut create_with_id = Vec::new();
+    ClientMsg::Hello(Hello {
+        version: 1,
+        mode: JoinMode::JoinOrCreate("room"),
+        token: "",
+        player_id: "",
+        player_name: "c",
+        payload: b"",
+        stray_field: None,
+    })
+    .encode(&mut create_with_id);
+    create_with_id[8..16].copy_from_slice(&sid.to_le_bytes());
+    for bytes in [with_name, create_with_id] {
+        let id = s.server.handle_accept(s.now, addr(1));
+        s.server.handle_tcp_bytes(s.now, id, &bytes);
+        s.pump_events();
+        assert_eq!(s.recv(id), vec![Got::Reject(Code::BadHello.as_u16())]);
+    }
+    assert!(s.recv(created).is_empty(), "nobody joined the room");
+}
+
+#[test]
+fn group_query_for_group_zero_answers_invalid_group() {
+    let mut s = sim(config());
+    let a = s.join("r", "a");
+    s.recv(a);
+    s.send(a, ClientMsg::GroupQuery(0));
+    assert_eq!(s.recv(a), vec![Got::Error(Code::InvalidGroup.as_u16())]);
+}
+
+#[test]
+fn data_to_no_peers_or_to_group_zero_gets_an_error_and_uses_no_sequence_number() {
+    let mut s = sim(config());
+    let a = s.join("r", "a");
+    let b = s.join("r", "b");
+    s.recv(a);
+    s.recv(b);
+    s.data(
+        a,
+        Intent::Reliable,
+        5,
+        Target::Peers(PeerList::from_wire(&[])),
+        b"x",
+    );
+    assert_eq!(s.recv(a), vec![Got::Error(Code::NoTargets.as_u16())]);
+    s.data(a, Intent::Reliable, 5, Target::Group(0), b"x");
+    assert_eq!(s.recv(a), vec![Got::Error(Code::InvalidGroup.as_u16())]);
+    s.data(a, Intent::Reliable, 0, Target::AllOthers, b"x");
+    assert_eq!(s.recv(a), vec![Got::Error(Code::InvalidOpcode.as_u16())]);
+    s.data(a, Intent::Reliable, 5, Target::AllOthers, b"ok");
+    assert_eq!(
+        s.recv(b),
+        vec![Got::Delivery {
+            opcode: 5,
+            sender: 1,
+            seq: 1,
+            payload: b"ok".to_vec()
+        }],
+        "refused messages took no sequence number"
+    );
+}
+
+#[test]
+fn udp_datagram_is_dropped_from_its_first_undecodable_frame_on() {
+    let mut s = sim(config());
+    let a = s.join("r", "a");
+    let b = s.join("r", "b");
+    let (_, _, _, secret, conn_id) = welcome_of(&s.recv(a));
+    s.recv(b);
+    s.udp(addr(2), conn_id, secret, ClientMsg::UdpBind);
+    let mut d = conn_id.to_le_bytes().to_vec();
+    d.extend_from_slice(&secret.to_le_bytes());
+    let data = |payload: &'static [u8]| {
+        ClientMsg::Data(Data {
+            intent: Intent::Unreliable,
+            opcode: 1,
+            target: Target::AllOthers,
+            payload,
+        })
+    };
+    data(b"first").encode(&mut d);
+    d.extend_from_slice(&[3, 0, 0, 0, 2, 9, 9]); // DATA with a bad intent
+    data(b"after").encode(&mut d);
+    s.server.handle_udp_datagram(s.now, addr(2), &d);
+    let got = s.recv(b);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(matches!(&got[0], Got::Delivery { payload, .. } if payload == b"first"));
+    assert_eq!(s.server.stats().udp_dropped_malformed, 1);
+}
+
+#[test]
+fn every_kind_of_client_message_counts_against_the_rate_limit() {
+    type Make = fn() -> ClientMsg<'static>;
+    let kinds: [(&str, Make); 4] = [
+        ("ping", || ClientMsg::Ping { client_time: 1 }),
+        ("group join", || ClientMsg::GroupJoin(3)),
+        ("group query", || ClientMsg::GroupQuery(3)),
+        ("player props", || ClientMsg::SetPlayerProps(b"p")),
+    ];
+    for (what, make) in kinds {
+        let mut c = config();
+        c.limits.max_messages_per_sec = 20;
+        let mut s = sim(c);
+        let a = s.join("r", "a");
+        s.recv(a);
+        for _ in 0..25 {
+            s.send(a, make());
+        }
+        assert_eq!(s.closed, vec![a], "{what} floods were not limited");
+        assert_eq!(
+            s.recv(a).last(),
+            Some(&Got::Close(Code::RateLimited.as_u16())),
+            "{what}"
+        );
+    }
+}
+
+#[test]
+fn a_loop_stall_is_not_charged_to_a_client_whose_backlog_arrives_at_once() {
+    let mut c = config();
+    c.limits.max_messages_per_sec = 50;
+    let mut s = sim(c);
+    let a = s.join("r", "a");
+    let b = s.join("r", "b");
+    s.recv(a);
+    s.recv(b);
+    // The loop was stuck for 3 s; a client sending 40 a second has 120 messages waiting.
+    s.now += Duration::from_secs(3);
+    s.server.handle_loop_stall(Duration::from_secs(3));
+    for _ in 0..120 {
+        s.data(a, Intent::Reliable, 1, Target::AllOthers, b"m");
+    }
+    assert!(s.closed.is_empty(), "the stall was charged to the client");
+    assert_eq!(s.recv(b).len(), 120);
+    // The allowance is the stall's, not a new normal: a flood afterwards is still closed.
+    for _ in 0..100 {
+        s.data(a, Intent::Reliable, 1, Target::AllOthers, b"m");
+    }
+    assert_eq!(s.closed, vec![a]);
 }

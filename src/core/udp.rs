@@ -74,7 +74,12 @@ impl<H: Hooks> Server<H> {
                     self.handle_frame(now, conn_id, body, Via::Udp(from));
                 }
                 Ok(_) => self.stats.udp_dropped_invalid += 1,
-                Err(_) => self.stats.udp_dropped_malformed += 1,
+                Err(_) => {
+                    // Whoever built this datagram got the framing wrong: nothing after this frame
+                    // can be trusted either.
+                    self.stats.udp_dropped_malformed += 1;
+                    break;
+                }
             }
         }
         self.after_input(now);

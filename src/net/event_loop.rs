@@ -17,6 +17,9 @@ const CLOSE_LINGER: Duration = Duration::from_secs(2);
 /// dropped before its write.
 pub(super) const READ_BUDGET: usize = 64 * 1024;
 
+/// A loop turn this long is a stall: clients are not charged for what piled up meanwhile.
+const STALL: Duration = Duration::from_millis(100);
+
 /// Reusable buffers for the loop.
 pub(super) struct Scratch {
     pub(super) read: Vec<u8>,
@@ -96,6 +99,11 @@ impl<H: Hooks> NetServer<H> {
             self.core.handle_timeout(now);
             self.flush(&mut s);
             while let Some(Event::Close(id)) = self.core.poll_event() {
+                if !self.core.is_closing(id) {
+                    // Stale: the slot was freed at accept (a failed upgrade) and a connection
+                    // accepted later in this turn took it; that one is not closing.
+                    continue;
+                }
                 if let Some(conn) = self.conn_mut(id) {
                     conn.closing_since.get_or_insert(now);
                     s.closing.push(id);
@@ -104,6 +112,11 @@ impl<H: Hooks> NetServer<H> {
                 }
             }
             self.finish_closing(now, &mut s, stop_deadline);
+            let took = now.elapsed();
+            if took >= STALL {
+                // Nothing was read meanwhile: what clients sent arrives next turn in a burst.
+                self.core.handle_loop_stall(took);
+            }
             if let Some(deadline) = stop_deadline
                 && (self.core.connection_count() == 0 || now >= deadline)
             {

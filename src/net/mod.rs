@@ -93,14 +93,23 @@ impl<H: Hooks> NetServer<H> {
     /// Binds the TCP listener and (unless disabled) the UDP socket, on the same port by default.
     pub fn bind(config: Config, hooks: H) -> io::Result<NetServer<H>> {
         let poll = Poll::new()?;
-        let mut listener = TcpListener::bind(config.server.listen)?;
+        let listen = config.server.listen;
+        let mut listener = TcpListener::bind(listen).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("binding TCP listener on {listen} (server.listen): {e}"),
+            )
+        })?;
         let tcp_addr = listener.local_addr()?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let (udp, udp_addr) = if config.server.udp_enabled {
             let addr = config.udp_addr(tcp_addr);
             let mut socket = UdpSocket::bind(addr).map_err(|e| {
-                io::Error::new(e.kind(), format!("binding UDP socket on {addr}: {e}"))
+                io::Error::new(
+                    e.kind(),
+                    format!("binding UDP socket on {addr} (server.udp_listen): {e}"),
+                )
             })?;
             let bound = socket.local_addr()?;
             poll.registry()
@@ -112,15 +121,16 @@ impl<H: Hooks> NetServer<H> {
         let (ws_listener, ws_addr) = if config.server.ws_listen.is_empty() {
             (None, None)
         } else {
-            let addr: SocketAddr = config
-                .server
-                .ws_listen
-                .parse()
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{e}")))?;
+            let addr: SocketAddr = config.server.ws_listen.parse().map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("server.ws_listen {:?}: {e}", config.server.ws_listen),
+                )
+            })?;
             let mut listener = TcpListener::bind(addr).map_err(|e| {
                 io::Error::new(
                     e.kind(),
-                    format!("binding WebSocket listener on {addr}: {e}"),
+                    format!("binding WebSocket listener on {addr} (server.ws_listen): {e}"),
                 )
             })?;
             let bound = listener.local_addr()?;

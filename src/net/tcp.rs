@@ -175,8 +175,9 @@ impl<H: Hooks> NetServer<H> {
         let mut stream = match conn.link {
             Link::Tcp(stream) => stream,
             Link::Ws(mut ws) => {
-                // A sessionserver client has no CLOSE frame to read: the reason rides the
-                // WebSocket close frame, as 4000 + the moonrt code (PROTOCOL.md section 13).
+                // The reason rides the WebSocket close frame as 4000 + the moonrt code
+                // (PROTOCOL.md sections 12 and 13): a sessionserver client has no CLOSE frame to
+                // read, and a browser's onclose sees it without parsing frames.
                 let frame = self.core.close_note(id).map(|(code, why)| CloseFrame {
                     code: CloseCode::from(4000 + code.as_u16()),
                     reason: why.into(),

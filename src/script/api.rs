@@ -2,6 +2,7 @@
 //! or records a [`Command`] in the state's [`CallState`]; the host hands those to the core after
 //! the callback returns. Nothing here reaches into the core while Lua runs.
 
+use super::session::Setup;
 use crate::core::codec::Intent;
 use crate::core::{Code, Command, PeerId, SendTarget, SessionId};
 use mlua::{Function, Lua, Table, Value, Variadic};
@@ -129,6 +130,12 @@ pub(crate) fn parse_target(value: &Value) -> mlua::Result<SendTarget> {
                 .sequence_values::<i64>()
                 .map(|p| p.and_then(peer_id))
                 .collect::<mlua::Result<Vec<u16>>>()?;
+            if peers.is_empty() {
+                // MGOBE and GameSparks read an empty list as "everyone"; silence would hide it.
+                return Err(mlua::Error::runtime(
+                    "the target list is empty, so the message would reach nobody;                      use \"all\" to send to every player",
+                ));
+            }
             Ok(SendTarget::Peers(peers))
         }
         other => Err(mlua::Error::runtime(format!(
@@ -200,10 +207,34 @@ fn join_args(args: Variadic<Value>) -> mlua::Result<String> {
     Ok(out)
 }
 
+/// Makes a deep read-only view of plain data: `rt.process` is shared by every session, so no
+/// session may change what another reads.
+const FREEZE: &str = r#"
+local function freeze(v)
+  if type(v) ~= "table" then return v end
+  local inner = {}
+  for k, x in next, v do inner[k] = freeze(x) end
+  return setmetatable({}, {
+    __index = inner,
+    __newindex = function() error("rt.process is read-only", 2) end,
+    __len = function() return #inner end,
+    __pairs = function() return next, inner, nil end,
+    __metatable = "rt.process is read-only",
+  })
+end
+return freeze
+"#;
+
 /// Creates the `rt` table (and `print`) in a state whose app data holds a [`CallState`].
-pub(crate) fn install(lua: &Lua, session_name: &str, server_id: &str) -> mlua::Result<Table> {
+pub(crate) fn install(lua: &Lua, setup: &Setup<'_>) -> mlua::Result<Table> {
+    let session_name = setup.name;
     let rt = lua.create_table()?;
-    rt.set("server_id", server_id)?;
+    rt.set("server_id", setup.server_id)?;
+    if let Some(process) = setup.process {
+        let value = mlua::LuaSerdeExt::to_value(lua, process)?;
+        let freeze: Function = lua.load(FREEZE).set_name("=rt.process").eval()?;
+        rt.set("process", freeze.call::<Value>(value)?)?;
+    }
     let session_id = state(lua)?.session.0;
     let session = lua.create_table()?;
     session.set("id", session_id)?;

@@ -2,7 +2,7 @@
 //! registry of script versions (the current one starts new sessions; running sessions keep
 //! theirs).
 
-use super::session::SessionScript;
+use super::session::{SessionScript, Setup};
 use super::source::ScriptSource;
 use super::watcher::Watcher;
 use crate::config::{Config, ScriptConfig};
@@ -24,6 +24,8 @@ pub struct LuaHooks {
     /// The process-wide state: `on_process_start`, `on_process_terminate`, `on_health_check`.
     /// Built from the version loaded at startup.
     process: SessionScript,
+    /// What `on_process_start` returned: every session's `rt.process`.
+    process_data: Option<serde_json::Value>,
     sessions: HashMap<SessionId, SessionScript>,
     /// Lua errors in sessions that have ended.
     past_errors: u64,
@@ -43,8 +45,14 @@ impl LuaHooks {
         let server_id = config.server_id();
         let mut outbox = crate::core::Outbox::default();
         let mut ctx = process_ctx(&mut outbox);
-        let mut process = SessionScript::start(&current, &config.script, &ctx, "", &server_id)?;
-        process.process_start(&mut ctx, &config.script.args);
+        let setup = Setup {
+            name: "",
+            server_id: &server_id,
+            process: None,
+        };
+        let mut process = SessionScript::start(&current, &config.script, &ctx, &setup)?;
+        log_warnings(&path, &process.warnings);
+        let process_data = process.process_start(&mut ctx, &config.script.args)?;
         log::info!(
             "script {} is generation 1 ({} files, hash {:016x})",
             path.display(),
@@ -57,6 +65,7 @@ impl LuaHooks {
             config: config.script.clone(),
             server_id,
             process,
+            process_data,
             sessions: HashMap::new(),
             past_errors: 0,
             watcher: None,
@@ -118,12 +127,20 @@ impl LuaHooks {
         let next = Rc::new(next);
         let mut outbox = crate::core::Outbox::default();
         let ctx = process_ctx(&mut outbox);
-        if let Err(e) = SessionScript::start(&next, &self.config, &ctx, "", &self.server_id) {
-            log::error!(
-                "script reload failed, generation {} stays current: {e}",
-                self.current.generation
-            );
-            return Err(e);
+        let setup = Setup {
+            name: "",
+            server_id: &self.server_id,
+            process: self.process_data.as_ref(),
+        };
+        match SessionScript::start(&next, &self.config, &ctx, &setup) {
+            Ok(script) => log_warnings(&self.path, &script.warnings),
+            Err(e) => {
+                log::error!(
+                    "script reload failed, generation {} stays current: {e}",
+                    self.current.generation
+                );
+                return Err(e);
+            }
         }
         self.current = next;
         let line = format!(
@@ -150,11 +167,25 @@ impl LuaHooks {
     }
 }
 
-/// Loads the script in a throwaway state exactly as a session would, and reports what is wrong.
-pub fn check(source: &ScriptSource, config: &ScriptConfig) -> Result<(), String> {
+/// Loads the script in a throwaway state exactly as a session would, and reports what is wrong:
+/// `Err` if the server would refuse it, otherwise the warnings (keys of the returned table that
+/// are not moonrt callbacks), which the server also logs when it loads the script.
+pub fn check(source: &ScriptSource, config: &ScriptConfig) -> Result<Vec<String>, String> {
     let mut outbox = crate::core::Outbox::default();
     let source = Rc::new(source.clone());
-    SessionScript::start(&source, config, &process_ctx(&mut outbox), "", "check").map(|_| ())
+    let setup = Setup {
+        name: "",
+        server_id: "check",
+        process: None,
+    };
+    SessionScript::start(&source, config, &process_ctx(&mut outbox), &setup).map(|s| s.warnings)
+}
+
+/// Logs a script version's warnings, one line each.
+fn log_warnings(path: &std::path::Path, warnings: &[String]) {
+    for w in warnings {
+        log::warn!("script {}: {w}", path.display());
+    }
 }
 
 fn wall_us() -> u64 {
@@ -176,8 +207,12 @@ fn process_ctx(outbox: &mut crate::core::Outbox) -> Ctx<'_> {
 
 impl Hooks for LuaHooks {
     fn session_started(&mut self, ctx: &mut Ctx<'_>, name: &str) -> Result<(), String> {
-        let mut script =
-            SessionScript::start(&self.current, &self.config, ctx, name, &self.server_id)?;
+        let setup = Setup {
+            name,
+            server_id: &self.server_id,
+            process: self.process_data.as_ref(),
+        };
+        let mut script = SessionScript::start(&self.current, &self.config, ctx, &setup)?;
         log::info!(
             "{}: runs script generation {}",
             ctx.session,

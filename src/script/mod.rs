@@ -4,6 +4,8 @@
 //!   a memory cap and a per-callback instruction budget.
 //! - `api.rs` is the `rt` table scripts call; it records commands, never touching the core.
 //! - `data.rs` is `rt.data`, typed payloads (GameSparks' RTData) over [`crate::rtdata`].
+//! - `callbacks.rs` copies the callbacks a script returns into a table the host owns and warns
+//!   about keys that are not callbacks (vendor names such as `onMessage`).
 //! - `session.rs` is one session's script and every call into it.
 //! - `host.rs` is [`LuaHooks`], the core's session logic, one script per session.
 //! - `source.rs` is a script version: a snapshot of the main file and its modules.
@@ -12,6 +14,7 @@
 //! The scripting guide is SCRIPTING.md; editor type stubs are in `lua/types/rt.lua`.
 
 mod api;
+mod callbacks;
 mod data;
 mod host;
 mod sandbox;

@@ -2,6 +2,7 @@
 //! into it, each under a fresh instruction budget.
 
 use super::api::{self, CallState};
+use super::callbacks::{self, Callbacks};
 use super::sandbox::{self, BUDGET_ERROR, Budget};
 use super::source::ScriptSource;
 use crate::config::{OnError, ScriptConfig};
@@ -23,6 +24,18 @@ pub(crate) struct SessionScript {
     pub generation: u64,
     /// Lua errors raised by this session's callbacks.
     pub errors: u64,
+    /// Keys of the returned table that are not moonrt callbacks (see `callbacks.rs`).
+    pub warnings: Vec<String>,
+}
+
+/// What a state is started with besides its script version and limits.
+pub(crate) struct Setup<'a> {
+    /// The session's name (`rt.session.name`).
+    pub name: &'a str,
+    /// `rt.server_id`.
+    pub server_id: &'a str,
+    /// What the process-wide `on_process_start` returned, shared read-only as `rt.process`.
+    pub process: Option<&'a serde_json::Value>,
 }
 
 impl SessionScript {
@@ -31,15 +44,14 @@ impl SessionScript {
         source: &Rc<ScriptSource>,
         config: &ScriptConfig,
         ctx: &Ctx<'_>,
-        name: &str,
-        server_id: &str,
+        setup: &Setup<'_>,
     ) -> Result<SessionScript, String> {
         let lua = sandbox::new_state(source.clone(), config.memory_limit_bytes)
             .map_err(|e| format!("cannot create a Lua state: {e}"))?;
         let mut state = CallState::new(ctx.session, ctx.now);
         state.wall_us = ctx.wall_us;
         lua.set_app_data(state);
-        api::install(&lua, name, server_id).map_err(|e| format!("cannot install rt: {e}"))?;
+        api::install(&lua, setup).map_err(|e| format!("cannot install rt: {e}"))?;
         if let Some(mut budget) = lua.app_data_mut::<Budget>() {
             budget.remaining = config.instruction_budget as i64;
         }
@@ -51,6 +63,10 @@ impl SessionScript {
                 returned.type_name()
             ));
         };
+        let Callbacks {
+            table: callbacks,
+            warnings,
+        } = callbacks::collect(&lua, &callbacks).map_err(|e| describe(&e))?;
         let fast = FastPath::new(&lua, &callbacks).map_err(|e| describe(&e))?;
         Ok(SessionScript {
             lua,
@@ -60,6 +76,7 @@ impl SessionScript {
             on_error: config.on_error,
             generation: source.generation,
             errors: 0,
+            warnings,
         })
     }
 
@@ -73,7 +90,10 @@ impl SessionScript {
     }
 
     fn callback(&self, name: &str) -> Option<Function> {
-        self.callbacks.get::<Option<Function>>(name).ok().flatten()
+        self.callbacks
+            .raw_get::<Option<Function>>(name)
+            .ok()
+            .flatten()
     }
 
     /// Runs `f` as one callback: fresh budget, the context's time, commands handed to the core.
@@ -175,13 +195,36 @@ impl SessionScript {
         self.call_named(ctx, "on_session_start", session);
     }
 
-    /// `on_process_start(args)` in the process-wide state.
-    pub(crate) fn process_start(&mut self, ctx: &mut Ctx<'_>, args: &[String]) {
-        if let Ok(args) = self
+    /// `on_process_start(args)` in the process-wide state. What it returns (plain data) is
+    /// handed to every session as `rt.process`; `false` or an error means "not ready"
+    /// (GameLift's `onProcessStarted` returning false) and the server does not start.
+    pub(crate) fn process_start(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        args: &[String],
+    ) -> Result<Option<serde_json::Value>, String> {
+        if self.callback("on_process_start").is_none() {
+            return Ok(None);
+        }
+        let args = self
             .lua
             .create_sequence_from(args.iter().map(String::as_str))
-        {
-            self.call_named(ctx, "on_process_start", args);
+            .map_err(|e| e.to_string())?;
+        let errors = self.errors;
+        let returned = self.call_named(ctx, "on_process_start", args);
+        match returned {
+            None if self.errors > errors => Err("on_process_start failed (see the error above)".into()),
+            None | Some(Value::Nil) => Ok(None),
+            Some(Value::Boolean(false)) => {
+                Err("on_process_start returned false: the script is not ready".into())
+            }
+            Some(value) => mlua::LuaSerdeExt::from_value::<serde_json::Value>(&self.lua, value)
+                .map(Some)
+                .map_err(|e| {
+                    format!(
+                        "on_process_start must return plain data (tables, strings, numbers,                          booleans) to share as rt.process: {e}"
+                    )
+                }),
         }
     }
 

@@ -860,6 +860,7 @@ fn hello(addr: SocketAddr, session: &str) -> std::io::Result<TcpStream> {
         player_id: "",
         player_name: "idle",
         payload: b"",
+        stray_field: None,
     })
     .encode(&mut frame);
     stream.write_all(&frame)?;
