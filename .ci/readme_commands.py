@@ -116,8 +116,13 @@ def smoke_server(command):
     server = Server(command)
     try:
         # A fresh clone builds first: allow for a full release build.
-        if not server.listening.wait(timeout=1800):
-            raise RuntimeError("never logged `listening`")
+        deadline = time.time() + 1800
+        while not server.listening.wait(timeout=0.5):
+            if server.proc.poll() is not None:
+                time.sleep(0.5)  # let the log thread catch the last lines
+                raise RuntimeError(f"exited with status {server.proc.returncode} before `listening`")
+            if time.time() > deadline:
+                raise RuntimeError("never logged `listening`")
         host, port = server.address()
         with socket.create_connection((host, port), timeout=10) as sock:
             sock.sendall(hello("readme"))
@@ -166,6 +171,11 @@ def rule_for(command):
         return "check", lambda: run_to_completion(command, expect="ok")
     if re.fullmatch(r"cargo run --release --example (reload_latency|loopback_relay)( \d+)?", command):
         return "example (smoke scale)", lambda: run_to_completion(command)
+    if command == "moonrt-bench reflector":
+        # Named as what the scenarios start; it serves until killed, so its CLI is what we run.
+        return "bench reflector CLI", lambda: run_to_completion(
+            "target/release/moonrt-bench reflector --help", expect="--port"
+        )
     m = re.fullmatch(r"(cargo build --release && )?(target/release/)?moonrt-bench (.+)", command)
     if m:
         exact = command if m.group(2) else "target/release/" + command
