@@ -16,6 +16,28 @@ pub struct Config {
     pub sessions: SessionsConfig,
     /// The Lua session script and its limits.
     pub script: ScriptConfig,
+    /// The loop watchdog: stalls logged, and a loop that never comes back ends the process.
+    pub watchdog: WatchdogConfig,
+}
+
+/// `[watchdog]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct WatchdogConfig {
+    /// A loop turn running this long is logged with the session, callback and script location.
+    pub stall_log_ms: u64,
+    /// A loop turn running this long ends the process with exit status 70, for the service
+    /// manager to restart it; 0 never ends it.
+    pub stall_exit_ms: u64,
+}
+
+impl Default for WatchdogConfig {
+    fn default() -> Self {
+        WatchdogConfig {
+            stall_log_ms: 1_000,
+            stall_exit_ms: 10_000,
+        }
+    }
 }
 
 /// `[server]`.
@@ -80,6 +102,11 @@ pub struct ScriptConfig {
     pub memory_limit_bytes: usize,
     /// Lua VM instructions one callback may run before it is stopped.
     pub instruction_budget: u64,
+    /// Wall-clock time one callback may run before it is stopped.
+    pub callback_time_limit_ms: u64,
+    /// Script log lines a session may write per second (bursts up to this many); the rest are
+    /// counted and reported in one line.
+    pub log_lines_per_sec: u32,
     /// What a Lua error in a callback does: "log" (the session goes on) or "end_session".
     pub on_error: OnError,
     /// Arguments passed to the script's `on_process_start(args)`.
@@ -104,6 +131,8 @@ impl Default for ScriptConfig {
             path: "lua/main.lua".into(),
             memory_limit_bytes: 16 << 20,
             instruction_budget: 10_000_000,
+            callback_time_limit_ms: 250,
+            log_lines_per_sec: 50,
             on_error: OnError::Log,
             args: Vec::new(),
             watch: true,
@@ -287,6 +316,36 @@ impl Config {
                 format!(
                     "must be at least 10000 (got {})",
                     self.script.instruction_budget
+                )
+            },
+        )?;
+        check(
+            self.script.callback_time_limit_ms >= 10,
+            "script.callback_time_limit_ms",
+            || {
+                format!(
+                    "must be at least 10 (got {})",
+                    self.script.callback_time_limit_ms
+                )
+            },
+        )?;
+        check(
+            self.script.log_lines_per_sec >= 1,
+            "script.log_lines_per_sec",
+            || "must be at least 1".into(),
+        )?;
+        let w = &self.watchdog;
+        check(w.stall_log_ms >= 10, "watchdog.stall_log_ms", || {
+            format!("must be at least 10 (got {})", w.stall_log_ms)
+        })?;
+        check(
+            w.stall_exit_ms == 0 || w.stall_exit_ms >= 1_000.max(w.stall_log_ms),
+            "watchdog.stall_exit_ms",
+            || {
+                format!(
+                    "must be 0 (never) or at least 1000 and at least watchdog.stall_log_ms \
+                     (got {})",
+                    w.stall_exit_ms
                 )
             },
         )?;

@@ -24,6 +24,8 @@
 //!   loop turn. `net::ws` runs tungstenite on the loop's non-blocking streams.
 //! - [`script`]: the Lua host (one sandboxed state per session; see its module docs).
 //! - [`rtdata`]: typed payloads (GameSparks' RTData), shared by scripts and clients.
+//! - [`watchdog`]: the thread outside the loop that logs stalled turns (session, callback,
+//!   script line) and ends a process whose loop never comes back, or ignores a stop signal.
 //! - [`client`]: a small Rust client used by tests, examples and the load generator.
 //! - `main.rs`: the `moonrt` binary (CLI, logging, config loading).
 //! - `src/bin/moonrt-bench/`: the load generator and benchmark scenarios (BENCHMARKS.md), with
@@ -37,3 +39,4 @@ pub mod core;
 pub mod net;
 pub mod rtdata;
 pub mod script;
+pub mod watchdog;

@@ -8,6 +8,12 @@ use moonrt::script::{LuaHooks, ScriptSource};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+/// Longest `moonrt check` may take before it gives up with an error.
+const CHECK_TIME_LIMIT: Duration = Duration::from_secs(20);
 
 /// A realtime multiplayer game server with Lua session logic.
 #[derive(Parser, Debug)]
@@ -64,6 +70,17 @@ fn run(cli: Cli) -> Result<(), String> {
     };
     if let Some(Command::Check { path, strict }) = cli.command {
         let path = path.unwrap_or_else(|| PathBuf::from(&config.script.path));
+        // Every script limit applies here too; this is the backstop a studio's CI relies on.
+        let shown = path.display().to_string();
+        std::thread::spawn(move || {
+            std::thread::sleep(CHECK_TIME_LIMIT);
+            eprintln!(
+                "error: {shown}: checking took longer than {} s; the script never finished \
+                 loading",
+                CHECK_TIME_LIMIT.as_secs()
+            );
+            std::process::exit(1);
+        });
         let checked = ScriptSource::read(&path).and_then(|source| {
             moonrt::script::check(&source, &config.script).map(|warnings| (source, warnings))
         });
@@ -102,7 +119,22 @@ fn run(cli: Cli) -> Result<(), String> {
         config.sessions.empty_session_linger_ms = 0;
         log::warn!("development mode: empty sessions end at once; script swaps are logged loudly");
     }
+    if std::env::var("MOONRT_TEST_HOOKS").as_deref() == Ok("1") {
+        log::warn!("MOONRT_TEST_HOOKS=1: scripts get rt.test_stall_ms, for tests only");
+    }
     raise_open_file_limit(config.server.max_connections);
+    // Set by SIGTERM/SIGINT beside the loop's own handling: the watchdog forces the exit if the
+    // loop is too stuck to stop.
+    let stop_requested = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, stop_requested.clone())
+            .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    }
+    moonrt::watchdog::spawn(
+        config.watchdog.clone(),
+        Duration::from_millis(config.server.shutdown_grace_ms),
+        stop_requested,
+    );
     if config.script.path.is_empty() {
         log::info!("no script configured: plain relay");
         let server = NetServer::bind(config, NoScript).map_err(|e| format!("cannot start: {e}"))?;
@@ -115,9 +147,11 @@ fn run(cli: Cli) -> Result<(), String> {
     hooks.set_dev(cli.dev);
     let watch = config.script.watch;
     let mut server = NetServer::bind(config, hooks).map_err(|e| format!("cannot start: {e}"))?;
+    let handle = server.handle();
     if watch {
-        let handle = server.handle();
         server.hooks_mut().watch(move || handle.wake())?;
+    } else {
+        server.hooks_mut().read_off_loop(move || handle.wake())?;
     }
     serve(server)
 }

@@ -46,6 +46,7 @@ impl<H: Hooks> NetServer<H> {
         let mut stop_deadline: Option<Instant> = None;
         loop {
             let timeout = self.poll_timeout(&s, stop_deadline);
+            crate::watchdog::turn_end();
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -53,6 +54,7 @@ impl<H: Hooks> NetServer<H> {
                 return Err(e);
             }
             let now = Instant::now();
+            crate::watchdog::turn_start(now);
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept_all(now, false),

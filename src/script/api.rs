@@ -43,6 +43,60 @@ pub(crate) struct CallState {
     pub groups: BTreeMap<u16, Vec<u16>>,
     /// The log target, `script::session#N`.
     pub log_target: String,
+    /// Bytes held by the commands recorded in the running callback (payloads, reasons).
+    pub outbox_bytes: usize,
+    /// Timers the core holds for this session that have not fired yet (cleared ones included:
+    /// the core forgets them only when they come due).
+    pub outstanding_timers: usize,
+    /// The session's memory limit: Lua heap + outbox + timers together.
+    pub memory_limit: usize,
+    /// Script log lines allowed per second, and the bucket that enforces it.
+    pub log: LogLimit,
+}
+
+/// What one armed timer costs the process, in bytes (the script's entry, the core's heap entry,
+/// the function reference), counted against the session's memory limit.
+const TIMER_BYTES: usize = 160;
+/// What one recorded command costs besides its payload.
+const COMMAND_BYTES: usize = 64;
+/// Longest script log line; the rest is cut.
+pub(crate) const MAX_LOG_LINE: usize = 4096;
+
+/// A token bucket for script log lines.
+pub(crate) struct LogLimit {
+    rate: f64,
+    tokens: f64,
+    last: Option<Instant>,
+    /// Lines dropped since the last one written.
+    pub suppressed: u64,
+}
+
+impl LogLimit {
+    /// `rate` lines a second, bursts up to `rate`.
+    pub(crate) fn new(rate: u32) -> LogLimit {
+        LogLimit {
+            rate: rate as f64,
+            tokens: rate as f64,
+            last: None,
+            suppressed: 0,
+        }
+    }
+
+    /// Whether a line may be written at `now`.
+    fn allow(&mut self, now: Instant) -> bool {
+        if let Some(last) = self.last {
+            let elapsed = now.saturating_duration_since(last).as_secs_f64();
+            self.tokens = (self.tokens + elapsed * self.rate).min(self.rate);
+        }
+        self.last = Some(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            self.suppressed += 1;
+            false
+        }
+    }
 }
 
 impl CallState {
@@ -59,7 +113,17 @@ impl CallState {
             packet_handlers: HashMap::new(),
             groups: BTreeMap::new(),
             log_target: format!("script::{session}"),
+            outbox_bytes: 0,
+            outstanding_timers: 0,
+            memory_limit: usize::MAX,
+            log: LogLimit::new(u32::MAX),
         }
+    }
+
+    /// Records a command, counting what it holds against the memory limit.
+    pub(crate) fn push(&mut self, command: Command) {
+        self.outbox_bytes += command_bytes(&command);
+        self.commands.push(command);
     }
 
     /// Arms a timer and records the command that makes the core call back.
@@ -73,6 +137,7 @@ impl CallState {
         self.next_timer += 1;
         let due = self.now + after;
         self.timers.insert(id, Timer { func, every, due });
+        self.outstanding_timers += 1;
         self.commands.push(Command::SetTimer {
             session: self.session,
             timer: id,
@@ -80,6 +145,42 @@ impl CallState {
         });
         id
     }
+}
+
+/// What a recorded command holds, in bytes.
+fn command_bytes(command: &Command) -> usize {
+    COMMAND_BYTES
+        + match command {
+            Command::Send { to, payload, .. } => {
+                payload.len()
+                    + match to {
+                        SendTarget::Peers(p) => 2 * p.len(),
+                        _ => 0,
+                    }
+            }
+            Command::SetProps { props, .. } => props.len(),
+            Command::Kick { reason, .. } | Command::EndSession { reason, .. } => reason.len(),
+            _ => 0,
+        }
+}
+
+/// Refuses work that would take the session past its memory limit: the Lua heap, the commands
+/// recorded in this callback, the timers the core holds, and `more` bytes about to be added.
+fn ensure_room(lua: &Lua, more: usize, what: &str) -> mlua::Result<()> {
+    let st = state(lua)?;
+    let held = st.outbox_bytes + st.outstanding_timers * TIMER_BYTES;
+    let total = lua.used_memory() + held + more;
+    if total > st.memory_limit {
+        return Err(mlua::Error::MemoryError(format!(
+            "{what} would take the session past its memory limit of {} bytes (Lua heap {} + \
+             {} bytes queued by this callback + {} timers)",
+            st.memory_limit,
+            lua.used_memory(),
+            st.outbox_bytes,
+            st.outstanding_timers
+        )));
+    }
+    Ok(())
 }
 
 fn state(lua: &Lua) -> mlua::Result<mlua::AppDataRefMut<'_, CallState>> {
@@ -91,7 +192,8 @@ fn state(lua: &Lua) -> mlua::Result<mlua::AppDataRefMut<'_, CallState>> {
 fn record(lua: &Lua, make: impl FnOnce(SessionId) -> mlua::Result<Command>) -> mlua::Result<()> {
     let session = state(lua)?.session;
     let command = make(session)?;
-    state(lua)?.commands.push(command);
+    ensure_room(lua, command_bytes(&command), "this command")?;
+    state(lua)?.push(command);
     Ok(())
 }
 
@@ -192,19 +294,37 @@ fn millis(v: f64, what: &str) -> mlua::Result<Duration> {
     }
 }
 
-/// Joins log arguments like `print` does.
+/// Joins log arguments like `print` does, cut at [`MAX_LOG_LINE`] bytes (only that much is
+/// copied, however long the arguments).
 fn join_args(args: Variadic<Value>) -> mlua::Result<String> {
-    let mut out = String::new();
+    let mut out = Vec::new();
+    let mut total = 0usize;
     for (i, v) in args.iter().enumerate() {
         if i > 0 {
-            out.push(' ');
+            total += 1;
+            if out.len() < MAX_LOG_LINE {
+                out.push(b' ');
+            }
         }
+        let room = MAX_LOG_LINE.saturating_sub(out.len());
         match v {
-            Value::String(s) => out.push_str(&s.to_string_lossy()),
-            other => out.push_str(&other.to_string()?),
+            Value::String(s) => {
+                let bytes = s.as_bytes();
+                total += bytes.len();
+                out.extend_from_slice(&bytes[..bytes.len().min(room)]);
+            }
+            other => {
+                let text = other.to_string()?;
+                total += text.len();
+                out.extend_from_slice(&text.as_bytes()[..text.len().min(room)]);
+            }
         }
     }
-    Ok(out)
+    let mut line = String::from_utf8_lossy(&out).into_owned();
+    if total > out.len() {
+        line.push_str(&format!(" ... [{} more bytes cut]", total - out.len()));
+    }
+    Ok(line)
 }
 
 /// Makes a deep read-only view of plain data: `rt.process` is shared by every session, so no
@@ -241,6 +361,8 @@ pub(crate) fn install(lua: &Lua, setup: &Setup<'_>) -> mlua::Result<Table> {
     session.set("name", session_name)?;
     session.set("data", lua.create_table()?)?;
     session.set("props", "")?;
+    // The host reads and writes it from here, never through globals the script may replace.
+    lua.set_named_registry_value("moonrt.session", &session)?;
     rt.set("session", session)?;
     let players = lua.create_table()?;
     lua.set_named_registry_value("moonrt.players", players)?;
@@ -265,6 +387,9 @@ pub(crate) fn install(lua: &Lua, setup: &Setup<'_>) -> mlua::Result<Table> {
                         0,
                     ),
                 };
+                if let Value::String(p) = &payload {
+                    ensure_room(lua, p.as_bytes().len() + COMMAND_BYTES, "rt.send")?;
+                }
                 let command = Command::Send {
                     session: state(lua)?.session,
                     from: PeerId(peer_id(from)?),
@@ -273,7 +398,8 @@ pub(crate) fn install(lua: &Lua, setup: &Setup<'_>) -> mlua::Result<Table> {
                     intent: parse_intent(&intent)?,
                     payload: payload_bytes(&payload)?,
                 };
-                state(lua)?.commands.push(command);
+                ensure_room(lua, command_bytes(&command), "rt.send")?;
+                state(lua)?.push(command);
                 Ok(())
             },
         )?,
@@ -338,7 +464,7 @@ pub(crate) fn install(lua: &Lua, setup: &Setup<'_>) -> mlua::Result<Table> {
             let bytes = payload_bytes(&props)?;
             let players: Table = lua.named_registry_value("moonrt.players")?;
             if let Some(player) = players.get::<Option<Table>>(peer)? {
-                player.set("props", lua.create_string(&bytes)?)?;
+                player.raw_set("props", lua.create_string(&bytes)?)?;
             }
             record(lua, |session| {
                 Ok(Command::SetProps {
@@ -353,9 +479,8 @@ pub(crate) fn install(lua: &Lua, setup: &Setup<'_>) -> mlua::Result<Table> {
         "set_session_props",
         lua.create_function(|lua, props: Value| {
             let bytes = payload_bytes(&props)?;
-            let rt: Table = lua.globals().get("rt")?;
-            rt.get::<Table>("session")?
-                .set("props", lua.create_string(&bytes)?)?;
+            let session: Table = lua.named_registry_value("moonrt.session")?;
+            session.raw_set("props", lua.create_string(&bytes)?)?;
             record(lua, |session| {
                 Ok(Command::SetProps {
                     session,
@@ -404,6 +529,7 @@ pub(crate) fn install(lua: &Lua, setup: &Setup<'_>) -> mlua::Result<Table> {
         "set_timeout",
         lua.create_function(|lua, (func, ms): (Function, f64)| {
             let after = millis(ms, "the delay")?;
+            ensure_room(lua, TIMER_BYTES, "rt.set_timeout")?;
             Ok(state(lua)?.arm(Some(func), after, None))
         })?,
     )?;
@@ -411,6 +537,7 @@ pub(crate) fn install(lua: &Lua, setup: &Setup<'_>) -> mlua::Result<Table> {
         "set_interval",
         lua.create_function(|lua, (func, ms): (Function, f64)| {
             let every = millis(ms, "the interval")?.max(Duration::from_millis(1));
+            ensure_room(lua, TIMER_BYTES, "rt.set_interval")?;
             Ok(state(lua)?.arm(Some(func), every, Some(every)))
         })?,
     )?;
@@ -425,6 +552,7 @@ pub(crate) fn install(lua: &Lua, setup: &Setup<'_>) -> mlua::Result<Table> {
     rt.set(
         "set_tick_rate",
         lua.create_function(|lua, hz: f64| {
+            ensure_room(lua, TIMER_BYTES, "rt.set_tick_rate")?;
             let mut st = state(lua)?;
             if let Some(old) = st.tick.take() {
                 st.timers.remove(&old);
@@ -457,8 +585,22 @@ pub(crate) fn install(lua: &Lua, setup: &Setup<'_>) -> mlua::Result<Table> {
         log.set(
             name,
             lua.create_function(move |lua, args: Variadic<Value>| {
+                let mut st = state(lua)?;
+                let now = st.now;
+                let suppressed = st.log.suppressed;
+                if !st.log.allow(now) {
+                    return Ok(());
+                }
+                st.log.suppressed = 0;
+                let target = st.log_target.clone();
+                drop(st);
+                if suppressed > 0 {
+                    log::warn!(
+                        target: &target,
+                        "{suppressed} script log line(s) suppressed: over script.log_lines_per_sec"
+                    );
+                }
                 let line = join_args(args)?;
-                let target = state(lua)?.log_target.clone();
                 log::log!(target: &target, level, "{line}");
                 Ok(())
             })?,
@@ -484,6 +626,17 @@ pub(crate) fn install(lua: &Lua, setup: &Setup<'_>) -> mlua::Result<Table> {
         })?,
     )?;
     rt.set("json", json)?;
+    if std::env::var("MOONRT_TEST_HOOKS").as_deref() == Ok("1") {
+        // Test-only: a stall no script limit can see (the watchdog's test). Never set in
+        // production; the server logs a warning at startup when it is.
+        rt.set(
+            "test_stall_ms",
+            lua.create_function(|_, ms: u64| {
+                std::thread::sleep(Duration::from_millis(ms));
+                Ok(())
+            })?,
+        )?;
+    }
     super::data::install(lua, &rt)?;
     lua.globals().set("rt", rt.clone())?;
     Ok(rt)

@@ -78,10 +78,28 @@ impl LuaHooks {
         self.dev = dev;
     }
 
-    /// Watches the script folder; `wake` is called (from the watcher thread) after a burst of
-    /// changes settles, and the loop thread then calls [`Hooks::woken`], which reloads.
+    /// Watches the script folder; `wake` is called (from the helper thread, which reads the
+    /// files) after a burst of changes settles, and the loop thread then calls
+    /// [`Hooks::woken`], which validates what was read and makes it current.
     pub fn watch(&mut self, wake: impl Fn() + Send + 'static) -> Result<(), String> {
-        self.watcher = Some(Watcher::start(self.current.folder(), wake)?);
+        self.watcher = Some(Watcher::start(
+            &self.path,
+            self.current.folder(),
+            true,
+            wake,
+        )?);
+        Ok(())
+    }
+
+    /// Like [`LuaHooks::watch`] without watching: SIGHUP reloads ([`Hooks::reload`]) read the
+    /// files on the helper thread instead of the loop thread.
+    pub fn read_off_loop(&mut self, wake: impl Fn() + Send + 'static) -> Result<(), String> {
+        self.watcher = Some(Watcher::start(
+            &self.path,
+            self.current.folder(),
+            false,
+            wake,
+        )?);
         Ok(())
     }
 
@@ -109,8 +127,14 @@ impl LuaHooks {
     /// sessions. Running sessions keep their version. Returns whether a new generation is
     /// current; a broken or missing script keeps the previous one and is reported.
     pub fn reload(&mut self) -> Result<bool, String> {
+        let read = ScriptSource::read(&self.path);
+        self.apply_read(read)
+    }
+
+    /// Validates a version read from disk and, if it changed and loads, makes it current.
+    fn apply_read(&mut self, read: Result<ScriptSource, String>) -> Result<bool, String> {
         let started = Instant::now();
-        let mut next = match ScriptSource::read(&self.path) {
+        let mut next = match read {
             Ok(next) => next,
             Err(e) => {
                 log::warn!(
@@ -315,12 +339,18 @@ impl Hooks for LuaHooks {
     }
 
     fn reload(&mut self) {
-        let _ = LuaHooks::reload(self);
+        match &self.watcher {
+            // The helper reads; `woken` applies.
+            Some(watcher) => watcher.request_read(),
+            None => {
+                let _ = LuaHooks::reload(self);
+            }
+        }
     }
 
     fn woken(&mut self) {
-        if self.watcher.as_ref().is_some_and(Watcher::take_changed) {
-            let _ = LuaHooks::reload(self);
+        if let Some(read) = self.watcher.as_ref().and_then(Watcher::take_read) {
+            let _ = self.apply_read(read);
         }
     }
 }

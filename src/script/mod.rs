@@ -1,7 +1,10 @@
 //! The Lua host: one sandboxed Lua 5.4 state per session, running the session script.
 //!
 //! - `sandbox.rs` builds a state: safe libraries only, `require` confined to the script folder,
-//!   a memory cap and a per-callback instruction budget.
+//!   a memory cap, a per-callback instruction budget and time limit, no `__gc` finalizers, and
+//!   library work (sorting, moving, repeating) charged to the budget.
+//! - `pattern.rs` is Lua's pattern matcher (`string.find/match/gmatch/gsub`) with its work
+//!   charged to the budget, since C code runs where the instruction hook cannot see it.
 //! - `api.rs` is the `rt` table scripts call; it records commands, never touching the core.
 //! - `data.rs` is `rt.data`, typed payloads (GameSparks' RTData) over [`crate::rtdata`].
 //! - `callbacks.rs` copies the callbacks a script returns into a table the host owns and warns
@@ -17,6 +20,7 @@ mod api;
 mod callbacks;
 mod data;
 mod host;
+mod pattern;
 mod sandbox;
 mod session;
 mod source;

@@ -3,7 +3,7 @@
 
 use super::api::{self, CallState};
 use super::callbacks::{self, Callbacks};
-use super::sandbox::{self, BUDGET_ERROR, Budget};
+use super::sandbox::{self, BUDGET_ERROR, Budget, Overrun, TIME_ERROR};
 use super::source::ScriptSource;
 use crate::config::{OnError, ScriptConfig};
 use crate::core::codec::{Data, Intent, Target};
@@ -19,6 +19,8 @@ pub(crate) struct SessionScript {
     /// Per-packet machinery, made once per state (see `DISPATCH`).
     fast: FastPath,
     budget: u64,
+    /// Wall-clock time one callback may run.
+    time_limit: Duration,
     on_error: OnError,
     /// The script generation this state was built from.
     pub generation: u64,
@@ -50,12 +52,18 @@ impl SessionScript {
             .map_err(|e| format!("cannot create a Lua state: {e}"))?;
         let mut state = CallState::new(ctx.session, ctx.now);
         state.wall_us = ctx.wall_us;
+        state.memory_limit = config.memory_limit_bytes;
+        state.log = api::LogLimit::new(config.log_lines_per_sec);
         lua.set_app_data(state);
         api::install(&lua, setup).map_err(|e| format!("cannot install rt: {e}"))?;
+        let time_limit = Duration::from_millis(config.callback_time_limit_ms);
         if let Some(mut budget) = lua.app_data_mut::<Budget>() {
-            budget.remaining = config.instruction_budget as i64;
+            budget.reset(config.instruction_budget, time_limit);
         }
-        let returned: Value = source.load_main(&lua).map_err(|e| describe(&e))?;
+        crate::watchdog::enter_callback(ctx.session.0, "the script's top level");
+        let returned = source.load_main(&lua);
+        crate::watchdog::leave_callback();
+        let returned: Value = returned.map_err(|e| describe_load(&lua, &e))?;
         let Value::Table(callbacks) = returned else {
             return Err(format!(
                 "{} must return a table of callbacks (got {})",
@@ -73,6 +81,7 @@ impl SessionScript {
             callbacks,
             fast,
             budget: config.instruction_budget,
+            time_limit,
             on_error: config.on_error,
             generation: source.generation,
             errors: 0,
@@ -83,6 +92,7 @@ impl SessionScript {
     /// Commands the main chunk recorded while loading (timers armed at top level, say).
     pub(crate) fn drain_into(&self, ctx: &mut Ctx<'_>) {
         if let Some(mut st) = self.lua.app_data_mut::<CallState>() {
+            st.outbox_bytes = 0;
             for command in st.commands.drain(..) {
                 ctx.out.push(command);
             }
@@ -101,7 +111,7 @@ impl SessionScript {
     fn call<R>(
         &mut self,
         ctx: &mut Ctx<'_>,
-        what: &str,
+        what: &'static str,
         f: impl FnOnce(&Lua, &Table) -> mlua::Result<R>,
     ) -> Option<R> {
         if let Some(mut st) = self.lua.app_data_mut::<CallState>() {
@@ -109,10 +119,11 @@ impl SessionScript {
             st.wall_us = ctx.wall_us;
         }
         if let Some(mut budget) = self.lua.app_data_mut::<Budget>() {
-            budget.remaining = self.budget as i64;
-            budget.exhausted = false;
+            budget.reset(self.budget, self.time_limit);
         }
+        crate::watchdog::enter_callback(ctx.session.0, what);
         let result = f(&self.lua, &self.callbacks);
+        crate::watchdog::leave_callback();
         self.drain_into(ctx);
         match result {
             Ok(r) => Some(r),
@@ -127,25 +138,31 @@ impl SessionScript {
     fn call_named(
         &mut self,
         ctx: &mut Ctx<'_>,
-        name: &str,
+        name: &'static str,
         args: impl IntoLuaMulti,
     ) -> Option<Value> {
         let f = self.callback(name)?;
         self.call(ctx, name, |_, _| f.call::<Value>(args))
     }
 
-    fn fail(&mut self, ctx: &mut Ctx<'_>, what: &str, e: &mlua::Error) {
+    fn fail(&mut self, ctx: &mut Ctx<'_>, what: &'static str, e: &mlua::Error) {
         self.errors += 1;
-        let exhausted = self
-            .lua
-            .app_data_ref::<Budget>()
-            .is_some_and(|b| b.exhausted);
+        let exhausted = self.lua.app_data_ref::<Budget>().and_then(|b| b.exhausted);
         let target = format!("script::{}", ctx.session);
-        let (fatal, why) = if exhausted {
-            (
-                true,
-                format!("{what} ran past its instruction budget of {}", self.budget),
-            )
+        let (fatal, why) = if let Some(overrun) = exhausted {
+            let what = match overrun {
+                Overrun::Instructions => format!(
+                    "{what} ran past its instruction budget of {} (at {})",
+                    self.budget,
+                    where_of(e)
+                ),
+                Overrun::Time => format!(
+                    "{what} ran past its time limit of {} ms (at {})",
+                    self.time_limit.as_millis(),
+                    where_of(e)
+                ),
+            };
+            (true, what)
         } else if is_memory_error(e) {
             (true, format!("{what} ran out of memory (limit reached)"))
         } else {
@@ -184,12 +201,7 @@ impl SessionScript {
     // ----- the calls the host makes -----
 
     pub(crate) fn session_start(&mut self, ctx: &mut Ctx<'_>) {
-        let Ok(session) = self
-            .lua
-            .globals()
-            .get::<Table>("rt")
-            .and_then(|rt| rt.get::<Table>("session"))
-        else {
+        let Ok(session) = self.lua.named_registry_value::<Table>("moonrt.session") else {
             return;
         };
         self.call_named(ctx, "on_session_start", session);
@@ -307,7 +319,7 @@ impl SessionScript {
 
     pub(crate) fn udp_bound(&mut self, ctx: &mut Ctx<'_>, peer: PeerId) {
         if let Some(player) = self.player(peer) {
-            let _ = player.set("udp", true);
+            let _ = player.raw_set("udp", true);
             self.call_named(ctx, "on_network_change", (player, "udp_bound"));
         }
     }
@@ -360,13 +372,12 @@ impl SessionScript {
             }
         }
         let mirrored = match scope {
-            PropsScope::Player => player.set("props", value),
+            // Raw: a metatable the script put on these tables must not run outside a callback.
+            PropsScope::Player => player.raw_set("props", value),
             PropsScope::Session => self
                 .lua
-                .globals()
-                .get::<Table>("rt")
-                .and_then(|rt| rt.get::<Table>("session"))
-                .and_then(|session| session.set("props", value)),
+                .named_registry_value::<Table>("moonrt.session")
+                .and_then(|session| session.raw_set("props", value)),
         };
         mirrored.is_ok()
     }
@@ -462,6 +473,7 @@ impl SessionScript {
                 return;
             };
             st.now = ctx.now;
+            st.outstanding_timers = st.outstanding_timers.saturating_sub(1);
             let Some(timer) = st.timers.get_mut(&id) else {
                 return; // cleared
             };
@@ -474,6 +486,7 @@ impl SessionScript {
                 }
                 let due = timer.due;
                 let session = st.session;
+                st.outstanding_timers += 1;
                 st.commands.push(Command::SetTimer {
                     session,
                     timer: id,
@@ -609,8 +622,38 @@ fn is_memory_error(e: &mlua::Error) -> bool {
 /// One clear text for a Lua error: message with file:line, then the traceback if any.
 pub(crate) fn describe(e: &mlua::Error) -> String {
     let text = e.to_string();
-    if text.contains(BUDGET_ERROR) {
-        return BUDGET_ERROR.into();
+    for overrun in [BUDGET_ERROR, TIME_ERROR] {
+        if text.contains(overrun) {
+            return format!("{overrun} (at {})", where_of(e));
+        }
     }
     text
+}
+
+/// A load error, with the limit that stopped the top level if one did.
+fn describe_load(lua: &Lua, e: &mlua::Error) -> String {
+    match lua.app_data_ref::<Budget>().and_then(|b| b.exhausted) {
+        Some(Overrun::Instructions) => format!(
+            "the top level ran past its instruction budget (at {})",
+            where_of(e)
+        ),
+        Some(Overrun::Time) => {
+            format!("the top level ran past its time limit (at {})", where_of(e))
+        }
+        None => describe(e),
+    }
+}
+
+/// The innermost script `file:line` in an error's traceback, or "an unknown place".
+fn where_of(e: &mlua::Error) -> String {
+    let text = e.to_string();
+    text.lines()
+        .map(str::trim)
+        .find_map(|line| {
+            let (file, rest) = line.split_once(".lua:")?;
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            (!digits.is_empty() && !file.contains('['))
+                .then(|| format!("{}.lua:{digits}", file.trim_start_matches("...")))
+        })
+        .unwrap_or_else(|| "an unknown place".into())
 }

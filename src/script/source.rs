@@ -32,13 +32,25 @@ pub struct ScriptSource {
 
 impl ScriptSource {
     /// Reads the main script and snapshots every `.lua` file under its folder.
+    ///
+    /// Only regular files are read (a FIFO or a device, even behind a symlink, is refused for
+    /// the main file and skipped as a module), never more than [`MAX_BYTES`] in all; symlinked
+    /// folders are not followed (they could loop).
     pub fn read(path: &Path) -> Result<ScriptSource, String> {
-        let text = std::fs::read_to_string(path)
+        let text = read_regular(path, MAX_BYTES)
             .map_err(|e| format!("cannot read script {}: {e}", path.display()))?;
         let mut source = ScriptSource::from_text(path, text);
         let mut total = source.text.len();
         let mut stack = vec![source.folder.clone()];
+        let mut folders = 0;
         while let Some(dir) = stack.pop() {
+            folders += 1;
+            if folders > MAX_FILES {
+                return Err(format!(
+                    "{} holds more than {MAX_FILES} folders",
+                    source.folder.display()
+                ));
+            }
             // An unreadable sub-folder holds nothing `require` could load: skip it.
             let Ok(entries) = std::fs::read_dir(&dir) else {
                 continue;
@@ -48,18 +60,32 @@ impl ScriptSource {
                 if entry.file_name().to_string_lossy().starts_with('.') {
                     continue; // .git, editor swap folders
                 }
-                if p.is_dir() {
+                let Ok(kind) = entry.file_type() else {
+                    continue;
+                };
+                if kind.is_dir() {
                     stack.push(p);
                 } else if p.extension().is_some_and(|e| e == "lua") {
                     let relative = p.strip_prefix(&source.folder).unwrap_or(&p).to_path_buf();
-                    // A file being replaced may vanish between listing and reading: skip it.
-                    let Ok(module) = std::fs::read_to_string(&p) else {
-                        continue;
+                    // A file being replaced may vanish between listing and reading, and a module
+                    // that is not a regular file cannot be one: skip it, loudly.
+                    let module = match read_regular(&p, MAX_BYTES - total) {
+                        Ok(module) => module,
+                        Err(e) if e.contains("over the limit") => {
+                            return Err(format!(
+                                "{} holds more than {MAX_BYTES} bytes of .lua files",
+                                source.folder.display()
+                            ));
+                        }
+                        Err(e) => {
+                            log::warn!("script module {} skipped: {e}", p.display());
+                            continue;
+                        }
                     };
                     total += module.len();
-                    if source.modules.len() >= MAX_FILES || total > MAX_BYTES {
+                    if source.modules.len() >= MAX_FILES {
                         return Err(format!(
-                            "{} holds more than {MAX_FILES} .lua files or {MAX_BYTES} bytes",
+                            "{} holds more than {MAX_FILES} .lua files",
                             source.folder.display()
                         ));
                     }
@@ -133,4 +159,33 @@ impl ScriptSource {
             .set_name(format!("@{}", self.main_name))
             .call(())
     }
+}
+
+/// Reads a regular file of at most `cap` bytes as UTF-8. The file is opened without blocking
+/// (a FIFO would otherwise wait for a writer forever) and checked *after* opening, so a file
+/// swapped for a FIFO or a device in between is refused too; reading stops past `cap` (a
+/// symlink to /dev/zero never fills memory).
+fn read_regular(path: &Path, cap: usize) -> Result<String, String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| e.to_string())?;
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file (a FIFO, device or folder is never read)".into());
+    }
+    if meta.len() > cap as u64 {
+        return Err(format!("{} bytes is over the limit of {cap}", meta.len()));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(cap as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() > cap {
+        return Err(format!("grew while read: over the limit of {cap}"));
+    }
+    String::from_utf8(bytes).map_err(|_| "not UTF-8 text".into())
 }
