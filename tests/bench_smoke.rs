@@ -29,6 +29,7 @@ fn every_benchmark_scenario_runs_and_writes_its_results() {
         "idle-memory",
         "timers",
         "reload",
+        "containment",
     ] {
         let path = out.join(format!("{scenario}.json"));
         let text = std::fs::read_to_string(&path)

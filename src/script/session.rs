@@ -163,8 +163,8 @@ impl SessionScript {
                 ),
             };
             (true, what)
-        } else if is_memory_error(e) {
-            (true, format!("{what} ran out of memory (limit reached)"))
+        } else if let Some(detail) = memory_error(e) {
+            (true, format!("{what} ran out of memory: {detail}"))
         } else {
             (self.on_error == OnError::EndSession, String::new())
         };
@@ -610,12 +610,15 @@ fn rewrite(payload: Option<mlua::LuaString>, to: Value, data: &Data<'_>) -> mlua
     })
 }
 
-fn is_memory_error(e: &mlua::Error) -> bool {
+/// The message of the memory error inside `e`, if it is one: the Lua heap reaching its cap, or
+/// `rt` refusing work that would pass the session's memory limit.
+fn memory_error(e: &mlua::Error) -> Option<String> {
     match e {
-        mlua::Error::MemoryError(_) => true,
-        mlua::Error::CallbackError { cause, .. } => is_memory_error(cause),
-        mlua::Error::WithContext { cause, .. } => is_memory_error(cause),
-        _ => false,
+        mlua::Error::MemoryError(m) if m.contains("memory limit") => Some(m.clone()),
+        mlua::Error::MemoryError(_) => Some("the Lua heap reached memory_limit_bytes".into()),
+        mlua::Error::CallbackError { cause, .. } => memory_error(cause),
+        mlua::Error::WithContext { cause, .. } => memory_error(cause),
+        _ => None,
     }
 }
 

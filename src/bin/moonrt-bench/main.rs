@@ -11,6 +11,7 @@
 //! - `procstat.rs`: /proc readings and the child processes;
 //! - `report.rs`: tables and JSON.
 
+mod containment;
 mod floor;
 mod load;
 mod procstat;
@@ -51,6 +52,9 @@ enum Cmd {
     Timers,
     /// 20 script edits under relay-udp load: edit-to-current time, failed joins, loss.
     Reload,
+    /// The hostile-script suite against the binary: the longest stall each case causes for
+    /// another session.
+    Containment,
     /// Every scenario above, in order.
     All,
     /// Every scenario at a tiny scale, for CI: proves they run; asserts no timing.
@@ -91,6 +95,7 @@ fn main() {
         Cmd::IdleMemory => bench.idle_memory(&full),
         Cmd::Timers => bench.timers(&full),
         Cmd::Reload => bench.reload(&full),
+        Cmd::Containment => bench.containment(),
         Cmd::All => bench.all(&full),
         Cmd::Smoke => bench.all(&scenarios::Scale::smoke()),
         Cmd::Run(args) => bench.run(&args),

@@ -152,7 +152,23 @@ impl Bench {
         }
     }
 
-    fn config(&self, port: u16, script: &str, watch: bool) -> String {
+    /// The moonrt binary under test.
+    pub(crate) fn server_bin(&self) -> &std::path::Path {
+        &self.server_bin
+    }
+
+    /// Scratch space for configs and scripts.
+    pub(crate) fn tmp_dir(&self) -> &std::path::Path {
+        &self.tmp.0
+    }
+
+    /// Where JSON results go.
+    pub(crate) fn out_dir(&self) -> &std::path::Path {
+        &self.out
+    }
+
+    /// A config for `moonrt` on `port`; `[script]` is its last section.
+    pub(crate) fn config(&self, port: u16, script: &str, watch: bool) -> String {
         format!(
             r#"[server]
 listen = "127.0.0.1:{port}"
@@ -728,6 +744,7 @@ watch = {watch}
             ("idle-memory", self.idle_memory(scale)),
             ("timers", self.timers(scale)),
             ("reload", self.reload(scale)),
+            ("containment", self.containment()),
         ];
         let failed: Vec<&str> = results.iter().filter(|r| !r.1).map(|r| r.0).collect();
         if failed.is_empty() {
