@@ -15,7 +15,7 @@
 //! binary starts the thread ([`spawn`]); servers embedded in tests record but are not watched.
 
 use crate::config::WatchdogConfig;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -32,8 +32,14 @@ static TURN_STARTED_MS: AtomicU64 = AtomicU64::new(0);
 static TURN_SEQ: AtomicU64 = AtomicU64::new(0);
 /// Set by the watchdog: the next instruction hook records where the script is.
 static LOCATION_WANTED: AtomicBool = AtomicBool::new(false);
-/// What runs now: (session id, callback) while a callback runs.
-static ACTIVITY: Mutex<Option<(u64, &'static str)>> = Mutex::new(None);
+/// What runs now, written by the loop thread on every callback and read by the watchdog: a
+/// seqlock (odd `ACTIVITY_SEQ` while writing), so the hot path pays a few plain stores rather
+/// than a lock. The name is a `&'static str` split into pointer and length, only rebuilt from a
+/// consistent read.
+static ACTIVITY_SEQ: AtomicU64 = AtomicU64::new(0);
+static ACTIVITY_SESSION: AtomicU64 = AtomicU64::new(0);
+static ACTIVITY_NAME_PTR: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
+static ACTIVITY_NAME_LEN: AtomicUsize = AtomicUsize::new(0);
 /// Where the instruction hook last found the script, when asked.
 static LOCATION: Mutex<Option<String>> = Mutex::new(None);
 
@@ -58,18 +64,51 @@ pub fn turn_end() {
     TURN_STARTED_MS.store(0, Ordering::Relaxed);
 }
 
+fn write_activity(session: u64, name: &'static str) {
+    let seq = ACTIVITY_SEQ.load(Ordering::Relaxed);
+    ACTIVITY_SEQ.store(seq + 1, Ordering::Relaxed);
+    std::sync::atomic::fence(Ordering::Release);
+    ACTIVITY_SESSION.store(session, Ordering::Relaxed);
+    ACTIVITY_NAME_PTR.store(name.as_ptr().cast_mut(), Ordering::Relaxed);
+    ACTIVITY_NAME_LEN.store(name.len(), Ordering::Relaxed);
+    ACTIVITY_SEQ.store(seq + 2, Ordering::Release);
+}
+
+/// The running (session, callback), if a consistent read succeeds.
+fn read_activity() -> Option<(u64, &'static str)> {
+    for _ in 0..100 {
+        let before = ACTIVITY_SEQ.load(Ordering::Acquire);
+        if before % 2 == 1 {
+            std::hint::spin_loop();
+            continue;
+        }
+        let session = ACTIVITY_SESSION.load(Ordering::Relaxed);
+        let ptr = ACTIVITY_NAME_PTR.load(Ordering::Relaxed);
+        let len = ACTIVITY_NAME_LEN.load(Ordering::Relaxed);
+        std::sync::atomic::fence(Ordering::Acquire);
+        if ACTIVITY_SEQ.load(Ordering::Relaxed) != before {
+            continue;
+        }
+        if ptr.is_null() || len == 0 {
+            return None; // between callbacks
+        }
+        // SAFETY: ptr and len were written together from one `&'static str` (the sequence
+        // number did not change while they were read), so they describe valid, immutable,
+        // 'static UTF-8 bytes.
+        let name = unsafe { std::str::from_utf8_unchecked(std::slice::from_raw_parts(ptr, len)) };
+        return Some((session, name));
+    }
+    None
+}
+
 /// A script callback starts in `session`.
 pub fn enter_callback(session: u64, callback: &'static str) {
-    if let Ok(mut a) = ACTIVITY.lock() {
-        *a = Some((session, callback));
-    }
+    write_activity(session, callback);
 }
 
 /// The running script callback returned.
 pub fn leave_callback() {
-    if let Ok(mut a) = ACTIVITY.lock() {
-        *a = None;
-    }
+    write_activity(0, "");
 }
 
 /// Whether the watchdog asked for the script's location (checked by the instruction hook).
@@ -88,7 +127,7 @@ pub fn report_location(place: String) {
 
 /// One line saying what the stalled turn is doing.
 fn describe_activity() -> String {
-    let activity = ACTIVITY.lock().ok().and_then(|a| *a);
+    let activity = read_activity();
     let location = LOCATION.lock().ok().and_then(|mut l| l.take());
     match (activity, location) {
         (Some((session, callback)), Some(at)) => {

@@ -341,30 +341,38 @@ fn full_collections_are_not_available() {
 }
 
 #[test]
+fn concatenating_megabyte_strings_in_a_loop_is_stopped_by_the_clock() {
+    contained("concat", b"concat", &["ran past its"]);
+}
+
+#[test]
 fn repeated_large_string_building_is_charged_to_the_budget() {
     contained("rep", b"rep", &["ran past its"]);
 }
 
-/// A `__index` that loops on the table the script returns: never run, so the session works.
+/// A `__index` that counts and burns CPU on the table the script returns: the host copies the
+/// callbacks raw when the script loads, so it never runs (it used to run on every lookup of a
+/// callback the script does not define, before the budget was reset, its errors discarded).
 #[test]
 fn metamethods_on_the_returned_callbacks_table_never_run() {
     let server = Hostile::start(
-        "return setmetatable({}, { __index = function() while true do end end, \
-         __pairs = function() while true do end end })",
+        "lookups = 0\n\
+         return setmetatable({ on_message = function(p) rt.send(p.sender, 9, tostring(lookups)) end }, \
+         { __index = function() lookups = lookups + 1 for _ = 1, 1e6 do end end, \
+           __pairs = function() while true do end end })",
         "",
         &[],
     );
     let bystanders = Bystanders::start(&server);
     let mut a = server.connect("evil");
     let mut b = server.connect("evil");
-    a.send(To::AllOthers, 4, Intent::Reliable, b"plain relay")
-        .unwrap();
-    assert_eq!(next_delivery(&mut b).payload, b"plain relay");
-    a.send(To::Server, 4, Intent::Reliable, b"to the server")
-        .unwrap();
-    a.send(To::AllOthers, 4, Intent::Reliable, b"still fine")
-        .unwrap();
-    assert_eq!(next_delivery(&mut b).payload, b"still fine");
+    for _ in 0..20 {
+        a.send(To::AllOthers, 4, Intent::Reliable, b"plain relay")
+            .unwrap();
+        assert_eq!(next_delivery(&mut b).payload, b"plain relay");
+    }
+    a.send(To::Server, 4, Intent::Reliable, b"count").unwrap();
+    assert_eq!(text_on(&mut a, 9), "0", "the __index metamethod ran");
     bystanders.finish();
     assert!(
         !server
@@ -511,18 +519,29 @@ fn a_stall_is_not_charged_to_clients_that_kept_sending() {
     );
     let mut a = server.connect("calm");
     let mut b = server.connect("calm");
+    let receiver = std::thread::spawn(move || {
+        let mut arrivals = Vec::new();
+        for _ in 0..100 {
+            next_delivery(&mut b);
+            arrivals.push(Instant::now());
+        }
+        (b, arrivals)
+    });
     let mut evil = server.connect("evil");
     evil.send(To::Server, 1, Intent::Reliable, b"stall 2000")
         .unwrap();
     std::thread::sleep(Duration::from_millis(100));
     // 40 a second for 2.5 s: under the limit, but all read in one burst after the stall.
+    let first_sent = Instant::now();
     for _ in 0..100 {
         a.send(To::AllOthers, 3, Intent::Reliable, b"m").unwrap();
         std::thread::sleep(Duration::from_millis(25));
     }
-    for _ in 0..100 {
-        next_delivery(&mut b);
-    }
+    let (mut b, arrivals) = receiver.join().unwrap();
+    assert!(
+        arrivals[0].duration_since(first_sent) >= Duration::from_millis(1500),
+        "the loop did not stall, so this case proves nothing"
+    );
     a.send(To::AllOthers, 3, Intent::Reliable, b"last").unwrap();
     assert_eq!(
         next_delivery(&mut b).payload,

@@ -152,7 +152,7 @@ struct Modules(Rc<ScriptSource>);
 /// - `collectgarbage` only counts: a loop of full collections would be C work the hook never sees;
 /// - coroutines are charged when created (see [`COROUTINE_COST`]);
 /// - library functions whose work grows with their input (table.move/sort/concat/insert/remove/
-///   unpack, string.rep/lower/upper/reverse/byte, utf8.*) charge that work before doing it.
+///   unpack, string.rep/lower/upper/reverse/byte/sub, utf8.*) charge that work before doing it.
 fn install_guards(lua: &Lua) -> mlua::Result<()> {
     let exhausted = lua.create_function(|lua, ()| {
         Ok(lua
@@ -171,9 +171,25 @@ fn install_guards(lua: &Lua) -> mlua::Result<()> {
         };
         charge(lua, units)
     })?;
-    lua.load(GUARDS)
+    lua.load(guards_bytecode())
         .set_name("=sandbox")
+        .set_mode(mlua::chunk::ChunkMode::Binary)
         .call::<()>((exhausted, charge_fn, COROUTINE_COST))
+}
+
+/// [`GUARDS`] compiled once per process and stripped of debug information: every session's
+/// state holds these functions, so their size is paid per session (about 8 KB less each).
+/// Binary chunks are loaded by the host only; scripts' `load` stays text-only.
+fn guards_bytecode() -> &'static [u8] {
+    static BYTECODE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    BYTECODE.get_or_init(|| {
+        let lua = Lua::new();
+        lua.load(GUARDS)
+            .set_name("=sandbox")
+            .into_function()
+            .expect("the sandbox guards compile")
+            .dump(true)
+    })
 }
 
 const GUARDS: &str = r##"
@@ -182,7 +198,7 @@ local error, select, type, rawget, tostring = error, select, type, rawget, tostr
 local raw_load, raw_pcall, raw_xpcall, raw_setmetatable = load, pcall, xpcall, setmetatable
 local raw_collect = collectgarbage
 load = function(chunk, name, _mode, env)
-  if type(chunk) == "string" then charge(#chunk / 16) end
+  if type(chunk) == "string" then charge(#chunk / 2) end
   return raw_load(chunk, name, "t", env)
 end
 local function check(ok, ...)
@@ -251,17 +267,32 @@ end
 local s_rep = string.rep
 string.rep = function(s, n, sep)
   if type(n) == "number" and n > 0 then
-    charge((#tostring(s) + (sep and #tostring(sep) or 0)) * n / 16)
+    charge((#tostring(s) + (sep and #tostring(sep) or 0)) * n / 4)
   end
   return s_rep(s, n, sep)
 end
-string.lower = by_length(string.lower, 16)
-string.upper = by_length(string.upper, 16)
-string.reverse = by_length(string.reverse, 16)
-local s_byte = string.byte
+string.lower = by_length(string.lower, 8)
+string.upper = by_length(string.upper, 8)
+string.reverse = by_length(string.reverse, 8)
+-- The length of s:sub(i, j) / s:byte(i, j), negative positions counted from the end.
+local function span(s, i, j)
+  if type(s) ~= "string" then return 0 end
+  local n = #s
+  local a, b = num(i, 1), num(j, n)
+  if a < 0 then a = n + a + 1 end
+  if b < 0 then b = n + b + 1 end
+  if a < 1 then a = 1 end
+  if b > n then b = n end
+  return b - a + 1
+end
+local s_byte, s_sub = string.byte, string.sub
 string.byte = function(s, i, j)
-  if j ~= nil then charge(num(j, 0) - num(i, 1)) end
+  if j ~= nil then charge(span(s, i, j)) end
   return s_byte(s, i, j)
+end
+string.sub = function(s, i, j)
+  charge(span(s, i, j) / 8)
+  return s_sub(s, i, j)
 end
 for _, name in ipairs({ "len", "codepoint", "offset" }) do
   utf8[name] = by_length(utf8[name], 16)

@@ -33,6 +33,7 @@ fn cases() -> Vec<(&'static str, Vec<u8>)> {
         "sort",
         "collect",
         "rep",
+        "concat",
     ]
     .into_iter()
     .map(|c| (c, c.as_bytes().to_vec()))
