@@ -457,11 +457,7 @@ fn moonrt_check_finishes_quickly_on_every_hostile_top_level() {
     ] {
         let path = dir.write(&format!("{name}.lua"), script);
         let started = Instant::now();
-        let out = Command::new(env!("CARGO_BIN_EXE_moonrt"))
-            .args(["check", path.to_str().unwrap()])
-            .current_dir(&dir.0)
-            .output()
-            .unwrap();
+        let out = run_moonrt(&["check", path.to_str().unwrap()], &dir.0);
         assert_eq!(out.status.code(), Some(1), "{name}: {out:?}");
         assert!(
             started.elapsed() < Duration::from_secs(10),

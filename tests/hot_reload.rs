@@ -5,7 +5,6 @@ mod common;
 
 use common::*;
 use moonrt::client::{Client, Connect};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// A script that greets each joining player with its version tag on opcode 1.
@@ -133,33 +132,25 @@ fn a_deleted_script_keeps_the_last_version_until_it_is_recreated() {
     wait_for_version(&server, "v2");
 }
 
-fn moonrt(args: &[&str], dir: &Path) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_moonrt"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn moonrt_check_exits_zero_for_a_good_script_and_one_with_file_and_line_for_a_bad_one() {
     let dir = TempDir::new("check");
     let good = dir.write("main.lua", &script("v1"));
-    let out = moonrt(&["check", good.to_str().unwrap()], &dir.0);
+    let out = run_moonrt(&["check", good.to_str().unwrap()], &dir.0);
     assert!(out.status.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("ok"));
     let bad = dir.write(
         "broken.lua",
         "return {\n  on_packet = function(p)\n    return p.x +\n  end\n}\n",
     );
-    let out = moonrt(&["check", bad.to_str().unwrap()], &dir.0);
+    let out = run_moonrt(&["check", bad.to_str().unwrap()], &dir.0);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("broken.lua:4:"), "{err}");
-    let missing = moonrt(&["check", "nope.lua"], &dir.0);
+    let missing = run_moonrt(&["check", "nope.lua"], &dir.0);
     assert_eq!(missing.status.code(), Some(1));
     let not_a_table = dir.write("num.lua", "return 7\n");
-    let out = moonrt(&["check", not_a_table.to_str().unwrap()], &dir.0);
+    let out = run_moonrt(&["check", not_a_table.to_str().unwrap()], &dir.0);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("must return a table"));
 }

@@ -7,15 +7,6 @@ use common::*;
 use moonrt::client::{Connect, To};
 use moonrt::core::Code;
 use moonrt::core::codec::Intent;
-use std::path::Path;
-
-fn moonrt(args: &[&str], dir: &Path) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_moonrt"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap()
-}
 
 /// A GameLift script ported with its callback names unchanged: every one is a no-op here.
 const VENDOR_NAMED: &str = r#"
@@ -34,7 +25,7 @@ return {
 fn check_warns_about_vendor_callback_names_and_strict_refuses_them() {
     let dir = TempDir::new("porting");
     let path = dir.write("main.lua", VENDOR_NAMED);
-    let out = moonrt(&["check", path.to_str().unwrap()], &dir.0);
+    let out = run_moonrt(&["check", path.to_str().unwrap()], &dir.0);
     assert!(out.status.success(), "warnings alone pass: {out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     for (vendor, ours) in [
@@ -51,11 +42,11 @@ fn check_warns_about_vendor_callback_names_and_strict_refuses_them() {
         );
     }
     assert!(!err.contains("on_player_join\" is not"), "{err}");
-    let strict = moonrt(&["check", "--strict", path.to_str().unwrap()], &dir.0);
+    let strict = run_moonrt(&["check", "--strict", path.to_str().unwrap()], &dir.0);
     assert_eq!(strict.status.code(), Some(1), "{strict:?}");
     assert!(String::from_utf8_lossy(&strict.stderr).contains("refused by --strict"));
     let clean = dir.write("clean.lua", "return { on_player_join = function() end }");
-    let out = moonrt(&["check", "--strict", clean.to_str().unwrap()], &dir.0);
+    let out = run_moonrt(&["check", "--strict", clean.to_str().unwrap()], &dir.0);
     assert!(out.status.success(), "{out:?}");
     assert!(out.stderr.is_empty(), "{out:?}");
 }

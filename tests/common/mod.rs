@@ -264,3 +264,12 @@ pub fn spawn_binary(
     let drain = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
     (child, addr, drain)
 }
+
+/// Runs the real `moonrt` binary with `args` in `dir` to completion (`check`, say).
+pub fn run_moonrt(args: &[&str], dir: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_moonrt"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
