@@ -653,3 +653,122 @@ pub(crate) fn install(lua: &Lua, string: &Table) -> mlua::Result<()> {
     string.set("gsub", lua.create_function(gsub)?)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::script::sandbox;
+    use crate::script::source::ScriptSource;
+    use mlua::Lua;
+    use std::rc::Rc;
+
+    /// Each expression's results as text, in Lua's own string library and in ours.
+    fn both(expr: &str) -> (String, String) {
+        let show = format!(
+            "local r = table.pack(pcall(function() return {expr} end)) \
+             local out = {{}} for i = 1, r.n do out[#out + 1] = tostring(r[i]) end \
+             return table.concat(out, ' ')"
+        );
+        let reference = Lua::new();
+        let src = ScriptSource::from_text(std::path::Path::new("main.lua"), String::new());
+        let ours = sandbox::new_state(Rc::new(src), 16 << 20).unwrap();
+        let a: String = reference.load(&show).eval().unwrap();
+        let b: String = ours.load(&show).eval().unwrap();
+        (error_text(&a), error_text(&b))
+    }
+
+    /// An error result reduced to its message: Lua prefixes `chunk:line:`, mlua adds
+    /// "runtime error: " and a traceback.
+    fn error_text(result: &str) -> String {
+        let Some(message) = result.strip_prefix("false ") else {
+            return result.to_owned();
+        };
+        let line = message.lines().next().unwrap_or("");
+        let line = line.strip_prefix("runtime error: ").unwrap_or(line);
+        let without_place = match line.split_once(": ") {
+            Some((place, rest))
+                if place
+                    .rsplit(':')
+                    .next()
+                    .is_some_and(|n| n.parse::<u32>().is_ok()) =>
+            {
+                rest
+            }
+            _ => line,
+        };
+        format!("error: {without_place}")
+    }
+
+    #[test]
+    fn results_and_errors_match_lua_own_matcher() {
+        let cases = [
+            r#"string.find("hello world", "o w")"#,
+            r#"string.find("hello world", "o", 6)"#,
+            r#"string.find("hello", "l+")"#,
+            r#"string.find("a.b", ".", 1, true)"#,
+            r#"string.find("abc", "", 10)"#,
+            r#"string.find("abc", "", 4)"#,
+            r#"string.find("abc", "b", -1)"#,
+            r#"string.find("abc", "b", -10)"#,
+            r#"string.match("key = value", "(%w+)%s*=%s*(%w+)")"#,
+            r#"string.match("  trim me  ", "^%s*(.-)%s*$")"#,
+            r#"string.match("2024-11-23", "(%d+)-(%d+)-(%d+)")"#,
+            r#"string.match("hello", "()ll()")"#,
+            r#"string.match("[[x]]", "%[(%b[])%]")"#,
+            r#"string.match("THE (quick) fox", "%f[%a]%a+")"#,
+            r#"string.match("abc", "^(a)(b)(c)$")"#,
+            r#"string.match("aaa", "a-b")"#,
+            r#"string.match("xyz", "[^%a]")"#,
+            r#"string.match("a]b", "[]]")"#,
+            r#"string.match("a-b", "[a%-]+")"#,
+            r#"string.match("0x1F", "0[xX](%x+)")"#,
+            r#"string.match("hello hello", "(h%a+) %1")"#,
+            r#"string.match("abc", "%g%p?%c*%l%u?%w")"#,
+            r#"string.gsub("hello world", "o", "0")"#,
+            r#"string.gsub("hello world", "(%w+)", "<%1>")"#,
+            r#"string.gsub("hello", "", "-")"#,
+            r#"string.gsub("abc", "%w", "%0%0", 2)"#,
+            r#"string.gsub("$name is $age", "%$(%w+)", { name = "Ann", age = 7 })"#,
+            r#"string.gsub("1 2 3", "%d", function(d) return d * 2 end)"#,
+            r#"string.gsub("abc", "b", false)"#,
+            r#"string.gsub("abc", "^a", "A")"#,
+            r#"string.gsub("hello", "l", "%%")"#,
+            r#"string.gsub("x", "x", "%2")"#,
+            r#"string.gsub("x", "x", "%")"#,
+            r#"string.gsub("abc", "(b)", {b = true})"#,
+            r#"string.find("abc", "[a")"#,
+            r#"string.find("abc", "%")"#,
+            r#"string.find("abc", "(()")"#,
+            r#"string.find("abc", "%1")"#,
+            r#"string.find("abc", "a)")"#,
+            r#"string.find("abc", "%f")"#,
+            r#"string.find("abc", "%b")"#,
+            r#"("x"):rep(3):find("x", 2)"#,
+        ];
+        for expr in cases {
+            let (reference, ours) = both(expr);
+            assert_eq!(ours, reference, "{expr}");
+        }
+        let (reference, ours) = both(
+            r#"(function() local t = {} for k, v in string.gmatch("a=1, b=2, c=3", "(%w+)=(%w+)") do t[#t + 1] = k .. v end
+               for w in ("one two  three"):gmatch("%a+") do t[#t + 1] = w end
+               for e in ("abc"):gmatch("") do t[#t + 1] = "|" end
+               for w in ("hello world"):gmatch("%a+", 3) do t[#t + 1] = w end
+               return table.concat(t, ",") end)()"#,
+        );
+        assert_eq!(ours, reference);
+    }
+
+    #[test]
+    fn catastrophic_backtracking_costs_the_budget_not_minutes() {
+        let src = ScriptSource::from_text(std::path::Path::new("main.lua"), String::new());
+        let lua = sandbox::new_state(Rc::new(src), 16 << 20).unwrap();
+        lua.app_data_mut::<sandbox::Budget>()
+            .unwrap()
+            .reset(1_000_000, std::time::Duration::from_secs(60));
+        let err = lua
+            .load(r#"return string.find(string.rep("a", 300), "a*a*a*a*a*a*a*a*b")"#)
+            .exec()
+            .unwrap_err();
+        assert!(err.to_string().contains(sandbox::BUDGET_ERROR), "{err}");
+    }
+}
