@@ -437,13 +437,16 @@ impl<H: Hooks> Server<H> {
                 }
             }
         };
-        // A player is in one session at a time: the newest connection wins.
-        if !hello.player_id.is_empty()
-            && let Some(&old) = self.players.get(hello.player_id)
-            && old != id
-        {
-            self.close(now, old, Code::Replaced, "the same player connected again");
-        }
+        // A player is in one session at a time: the newest connection wins, but only once it is
+        // admitted (a refused newcomer must not disconnect the player it claims to be).
+        let replaces = self
+            .players
+            .get(hello.player_id)
+            .copied()
+            .filter(|&old| !hello.player_id.is_empty() && old != id);
+        let replaced_here = replaces.is_some_and(|old| {
+            matches!(self.conns.get(old).map(|c| c.phase), Some(Phase::Joined { session, .. }) if session == sid)
+        });
         let refuse = |server: &mut Self, code: Code, why: String| {
             // A session made for this player and left empty by its refusal ends with it.
             if created && server.sessions.get(&sid).is_some_and(Session::is_empty) {
@@ -455,7 +458,8 @@ impl<H: Hooks> Server<H> {
             return Err((Code::SessionEnded, "the session ended".into()));
         };
         let max_players = self.config.sessions.max_players;
-        if session.len() >= max_players {
+        // The connection being replaced gives its seat to its successor.
+        if session.len() - usize::from(replaced_here) >= max_players {
             let why = format!("session {} is full ({max_players} players)", sid.0);
             return refuse(self, Code::SessionFull, why);
         }
@@ -531,6 +535,11 @@ impl<H: Hooks> Server<H> {
         self.timers
             .schedule(now + self.config.idle_timeout(), TimerKey::Idle(id, serial));
         self.replay_props(sid, id, peer);
+        if let Some(old) = replaces {
+            // After WELCOME, so the newcomer's first frame is still its WELCOME; it then sees
+            // PLAYER_LEFT 27 if the older connection was in this session.
+            self.close(now, old, Code::Replaced, "the same player connected again");
+        }
         self.call_hook(now, sid, |h, ctx| h.player_joined(ctx, info));
         Ok(())
     }

@@ -1003,3 +1003,83 @@ fn a_loop_stall_is_not_charged_to_a_client_whose_backlog_arrives_at_once() {
     }
     assert_eq!(s.closed, vec![a]);
 }
+
+/// Session logic that refuses players named "impostor".
+struct RefuseImpostors;
+
+impl Hooks for RefuseImpostors {
+    fn player_connecting(
+        &mut self,
+        _ctx: &mut Ctx<'_>,
+        player: PlayerInfo<'_>,
+        _payload: &[u8],
+    ) -> Result<(), String> {
+        if player.name == "impostor" {
+            Err("not you".into())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+fn hello_as(s: &mut Sim<RefuseImpostors>, room: &str, player_id: &str, name: &str) -> ConnId {
+    let id = s.server.handle_accept(s.now, addr(1));
+    s.send(
+        id,
+        ClientMsg::Hello(Hello {
+            version: 1,
+            mode: JoinMode::JoinOrCreate(room),
+            token: "",
+            player_id,
+            player_name: name,
+            payload: b"",
+            stray_field: None,
+        }),
+    );
+    id
+}
+
+#[test]
+fn a_refused_newcomer_with_someone_elses_player_id_does_not_disconnect_them() {
+    let mut s = sim_with(config(), RefuseImpostors);
+    let holder = hello_as(&mut s, "r", "player-42", "ann");
+    s.recv(holder);
+    let impostor = hello_as(&mut s, "other", "player-42", "impostor");
+    assert_eq!(
+        s.recv(impostor),
+        vec![Got::Reject(Code::RejectedByScript.as_u16())]
+    );
+    assert!(s.recv(holder).is_empty(), "the holder heard nothing");
+    assert_eq!(s.closed, vec![impostor], "only the impostor was closed");
+}
+
+#[test]
+fn a_reconnect_to_a_full_session_takes_over_its_own_seat() {
+    let mut c = config();
+    c.sessions.max_players = 2;
+    let mut s = sim_with(c, RefuseImpostors);
+    let old = hello_as(&mut s, "r", "player-42", "ann");
+    let other = hello_as(&mut s, "r", "player-7", "bo");
+    s.recv(old);
+    s.recv(other);
+    let new = hello_as(&mut s, "r", "player-42", "ann again");
+    let got = s.recv(new);
+    let (peer, _, peers, _, _) = welcome_of(&got);
+    assert_eq!(peer, 3);
+    assert_eq!(peers, vec![1, 2], "WELCOME first, listing the old seat");
+    assert!(
+        got.contains(&Got::Left(1, Code::Replaced.as_u16())),
+        "then the old seat leaves: {got:?}"
+    );
+    assert_eq!(
+        s.recv(old).last(),
+        Some(&Got::Close(Code::Replaced.as_u16()))
+    );
+    assert_eq!(
+        s.recv(other),
+        vec![
+            Got::Joined(3, "ann again".into()),
+            Got::Left(1, Code::Replaced.as_u16())
+        ]
+    );
+}
