@@ -346,6 +346,11 @@ fn concatenating_megabyte_strings_in_a_loop_is_stopped_by_the_clock() {
 }
 
 #[test]
+fn a_load_reader_that_repeats_megabytes_is_charged_per_piece() {
+    contained("reader", b"reader", &["ran past its"]);
+}
+
+#[test]
 fn repeated_large_string_building_is_charged_to_the_budget() {
     contained("rep", b"rep", &["ran past its"]);
 }

@@ -101,11 +101,6 @@ impl<H: Hooks> NetServer<H> {
             self.core.handle_timeout(now);
             self.flush(&mut s);
             while let Some(Event::Close(id)) = self.core.poll_event() {
-                if !self.core.is_closing(id) {
-                    // Stale: the slot was freed at accept (a failed upgrade) and a connection
-                    // accepted later in this turn took it; that one is not closing.
-                    continue;
-                }
                 if let Some(conn) = self.conn_mut(id) {
                     conn.closing_since.get_or_insert(now);
                     s.closing.push(id);

@@ -46,8 +46,10 @@ impl<H: Hooks> NetServer<H> {
                 Interest::READABLE | Interest::WRITABLE,
             ) {
                 log::warn!("{id}: cannot register socket: {e}");
+                // The slot is freed when the loop drains this close event, like any other:
+                // freeing it here would let a connection accepted later in this turn take it
+                // and then be closed by the stale event.
                 self.core.handle_disconnect(now, id);
-                self.core.handle_closed(id);
                 continue;
             }
             let link = if ws {
@@ -57,8 +59,8 @@ impl<H: Hooks> NetServer<H> {
                 )) {
                     Some(link) => link,
                     None => {
+                        // Freed when the loop drains the close event (see above).
                         self.core.handle_disconnect(now, id);
-                        self.core.handle_closed(id);
                         continue;
                     }
                 }

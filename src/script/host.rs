@@ -82,24 +82,22 @@ impl LuaHooks {
     /// files) after a burst of changes settles, and the loop thread then calls
     /// [`Hooks::woken`], which validates what was read and makes it current.
     pub fn watch(&mut self, wake: impl Fn() + Send + 'static) -> Result<(), String> {
-        self.watcher = Some(Watcher::start(
-            &self.path,
-            self.current.folder(),
-            true,
-            wake,
-        )?);
-        Ok(())
+        self.start_reader(true, wake)
     }
 
     /// Like [`LuaHooks::watch`] without watching: SIGHUP reloads ([`Hooks::reload`]) read the
     /// files on the helper thread instead of the loop thread.
     pub fn read_off_loop(&mut self, wake: impl Fn() + Send + 'static) -> Result<(), String> {
-        self.watcher = Some(Watcher::start(
-            &self.path,
-            self.current.folder(),
-            false,
-            wake,
-        )?);
+        self.start_reader(false, wake)
+    }
+
+    fn start_reader(
+        &mut self,
+        watch: bool,
+        wake: impl Fn() + Send + 'static,
+    ) -> Result<(), String> {
+        let folder = self.current.folder();
+        self.watcher = Some(Watcher::start(&self.path, folder, watch, wake)?);
         Ok(())
     }
 

@@ -198,8 +198,21 @@ local error, select, type, rawget, tostring = error, select, type, rawget, tostr
 local raw_load, raw_pcall, raw_xpcall, raw_setmetatable = load, pcall, xpcall, setmetatable
 local raw_collect = collectgarbage
 load = function(chunk, name, _mode, env)
-  if type(chunk) == "string" then charge(#chunk / 2) end
-  return raw_load(chunk, name, "t", env)
+  if type(chunk) == "string" then
+    charge(#chunk / 2)
+  elseif type(chunk) == "function" then
+    -- A reader may hand the compiler the same megabytes again and again in a few instructions.
+    local reader = chunk
+    chunk = function()
+      local piece = reader()
+      if type(piece) == "string" then charge(#piece / 2) end
+      return piece
+    end
+  end
+  local f, err = raw_load(chunk, name, "t", env)
+  local why = exhausted()
+  if why then error(why, 0) end -- the reader's overrun, which load would return as a message
+  return f, err
 end
 local function check(ok, ...)
   if not ok then
@@ -241,7 +254,8 @@ table.sort = function(t, comp)
   return t_sort(t, comp)
 end
 table.concat = function(t, sep, i, j)
-  charge(num(j, len(t)) - num(i, 1) + 1)
+  local n = num(j, len(t)) - num(i, 1) + 1
+  charge(n * (1 + (type(sep) == "string" and #sep / 4 or 0)))
   return t_concat(t, sep, i, j)
 end
 table.insert = function(t, pos, ...)

@@ -122,8 +122,17 @@ impl SessionScript {
             budget.reset(self.budget, self.time_limit);
         }
         crate::watchdog::enter_callback(ctx.session.0, what);
-        let result = f(&self.lua, &self.callbacks);
+        let mut result = f(&self.lua, &self.callbacks);
         crate::watchdog::leave_callback();
+        // An overrun swallowed on the way out (by `load`'s reader, by `coroutine.resume`) still
+        // ends the session: the limit was passed whoever caught the error.
+        let overrun = self.lua.app_data_ref::<Budget>().and_then(|b| b.exhausted);
+        if let (Ok(_), Some(why)) = (&result, overrun) {
+            result = Err(mlua::Error::runtime(match why {
+                Overrun::Instructions => BUDGET_ERROR,
+                Overrun::Time => TIME_ERROR,
+            }));
+        }
         self.drain_into(ctx);
         match result {
             Ok(r) => Some(r),

@@ -34,6 +34,7 @@ fn cases() -> Vec<(&'static str, Vec<u8>)> {
         "collect",
         "rep",
         "concat",
+        "reader",
     ]
     .into_iter()
     .map(|c| (c, c.as_bytes().to_vec()))
