@@ -18,6 +18,82 @@ pub struct Config {
     pub script: ScriptConfig,
     /// The loop watchdog: stalls logged, and a loop that never comes back ends the process.
     pub watchdog: WatchdogConfig,
+    /// Who may join: open, a shared token, or signed join tickets.
+    pub auth: AuthConfig,
+    /// TLS listeners (`tls://` for native clients, `wss://` for browsers).
+    pub tls: TlsConfig,
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Who may join.
+    pub mode: AuthMode,
+    /// The shared token for `mode = "token"`.
+    pub token: String,
+    /// How tickets are signed.
+    pub ticket_algorithm: TicketAlgorithm,
+    /// HS256: the shared secret. EdDSA: the backend's Ed25519 public key (PEM).
+    pub ticket_key: String,
+    /// A file holding `ticket_key` (read once at start; trailing newlines of a secret ignored).
+    pub ticket_key_file: String,
+    /// If not empty, a ticket's `iss` must be exactly this.
+    pub ticket_issuer: String,
+    /// If not empty, a ticket's `aud` must be (or contain) this.
+    pub ticket_audience: String,
+    /// Clock difference tolerated between the backend that signs and this server.
+    pub ticket_clock_skew_ms: u64,
+}
+
+/// `auth.mode`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// Anyone may join as whoever it claims to be (development).
+    Open,
+    /// Every connection carries `auth.token`.
+    Token,
+    /// Every connection carries a join ticket signed by the game's backend.
+    Ticket,
+}
+
+/// `auth.ticket_algorithm`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+pub enum TicketAlgorithm {
+    /// HMAC-SHA256 with a shared secret.
+    HS256,
+    /// Ed25519 signatures: moonrt holds only the public key.
+    EdDSA,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            mode: AuthMode::Open,
+            token: String::new(),
+            ticket_algorithm: TicketAlgorithm::HS256,
+            ticket_key: String::new(),
+            ticket_key_file: String::new(),
+            ticket_issuer: String::new(),
+            ticket_audience: String::new(),
+            ticket_clock_skew_ms: 30_000,
+        }
+    }
+}
+
+/// `[tls]`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// TLS address for native clients (the TCP protocol inside TLS); empty: off.
+    pub listen: String,
+    /// TLS address for WebSocket clients (`wss://`); empty: off.
+    pub ws_listen: String,
+    /// The certificate chain (PEM, leaf first), e.g. Let's Encrypt's `fullchain.pem`.
+    pub cert_file: String,
+    /// The private key (PEM), e.g. Let's Encrypt's `privkey.pem`.
+    pub key_file: String,
 }
 
 /// `[watchdog]`.
@@ -62,7 +138,7 @@ pub struct ServerConfig {
     pub idle_timeout_ms: u64,
     /// Longest time a graceful stop waits for clients to be sent their CLOSE.
     pub shutdown_grace_ms: u64,
-    /// If not empty, every HELLO must carry this token.
+    /// Kept for old config files: a non-empty value means `[auth] mode = "token"` with it.
     pub access_token: String,
     /// This server's name as scripts see it (`rt.server_id`); empty means `moonrt-<pid>`.
     pub id: String,
@@ -90,6 +166,8 @@ pub struct SessionsConfig {
     pub max_players: usize,
     /// How long an empty session stays before it ends (GameSparks used five minutes).
     pub empty_session_linger_ms: u64,
+    /// Number sessions 1, 2, 3... instead of with random ids that cannot be guessed.
+    pub sequential_ids: bool,
 }
 
 /// `[script]`.
@@ -174,6 +252,7 @@ impl Default for SessionsConfig {
         SessionsConfig {
             max_players: 16,
             empty_session_linger_ms: 300_000,
+            sequential_ids: false,
         }
     }
 }
@@ -349,6 +428,8 @@ impl Config {
                 )
             },
         )?;
+        self.validate_auth()?;
+        self.validate_tls()?;
         check(
             (1..=u16::MAX as usize - 1).contains(&self.sessions.max_players),
             "sessions.max_players",
@@ -360,6 +441,99 @@ impl Config {
             },
         )?;
         Ok(())
+    }
+
+    fn validate_auth(&self) -> Result<(), ConfigError> {
+        let a = &self.auth;
+        let invalid = |key, problem: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                problem: problem.to_owned(),
+            })
+        };
+        if !self.server.access_token.is_empty() && a.mode != AuthMode::Open {
+            return invalid(
+                "server.access_token",
+                "is the old spelling of [auth] token; with [auth] mode set, use [auth] token",
+            );
+        }
+        if a.mode == AuthMode::Token && a.token.is_empty() {
+            return invalid("auth.token", "must be set when auth.mode is \"token\"");
+        }
+        if !a.ticket_key.is_empty() && !a.ticket_key_file.is_empty() {
+            return invalid(
+                "auth.ticket_key_file",
+                "give the key either inline (auth.ticket_key) or in a file, not both",
+            );
+        }
+        if a.mode == AuthMode::Ticket && a.ticket_key.is_empty() && a.ticket_key_file.is_empty() {
+            return invalid(
+                "auth.ticket_key",
+                "must be set (or auth.ticket_key_file) when auth.mode is \"ticket\"",
+            );
+        }
+        if a.mode == AuthMode::Ticket
+            && a.ticket_algorithm == TicketAlgorithm::HS256
+            && !a.ticket_key.is_empty()
+            && a.ticket_key.len() < 32
+        {
+            return invalid(
+                "auth.ticket_key",
+                "an HS256 secret must be at least 32 bytes (e.g. `openssl rand -hex 32`)",
+            );
+        }
+        Ok(())
+    }
+
+    fn validate_tls(&self) -> Result<(), ConfigError> {
+        let t = &self.tls;
+        for (key, value) in [("tls.listen", &t.listen), ("tls.ws_listen", &t.ws_listen)] {
+            if !value.is_empty() && value.parse::<SocketAddr>().is_err() {
+                return Err(ConfigError::Invalid {
+                    key,
+                    problem: format!(
+                        "must be an address like 0.0.0.0:7779, or empty (got {value:?})"
+                    ),
+                });
+            }
+        }
+        let on = !t.listen.is_empty() || !t.ws_listen.is_empty();
+        for (key, value) in [
+            ("tls.cert_file", &t.cert_file),
+            ("tls.key_file", &t.key_file),
+        ] {
+            if on && value.is_empty() {
+                return Err(ConfigError::Invalid {
+                    key,
+                    problem: "must be set when a TLS listener is on".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The auth mode in force: `[auth] mode`, or "token" when only the old
+    /// `server.access_token` is set.
+    pub fn auth_mode(&self) -> AuthMode {
+        if self.auth.mode == AuthMode::Open && !self.server.access_token.is_empty() {
+            AuthMode::Token
+        } else {
+            self.auth.mode
+        }
+    }
+
+    /// The shared token in force (`auth.token`, or the old `server.access_token`).
+    pub fn auth_token(&self) -> &str {
+        if self.auth.token.is_empty() {
+            &self.server.access_token
+        } else {
+            &self.auth.token
+        }
+    }
+
+    /// Whether any TLS listener is on.
+    pub fn tls_enabled(&self) -> bool {
+        !self.tls.listen.is_empty() || !self.tls.ws_listen.is_empty()
     }
 
     /// The UDP address to bind, given the TCP address actually bound (port 0 resolves there).

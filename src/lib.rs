@@ -24,6 +24,9 @@
 //!   loop turn. `net::ws` runs tungstenite on the loop's non-blocking streams.
 //! - [`script`]: the Lua host (one sandboxed state per session; see its module docs).
 //! - [`rtdata`]: typed payloads (GameSparks' RTData), shared by scripts and clients.
+//! - [`tls`]: rustls streams for the TLS listeners and the client, and the certificate store
+//!   reloaded in place when its files change.
+//! - [`core::auth`]: who may join (open, shared token, or JWT join tickets).
 //! - [`watchdog`]: the thread outside the loop that logs stalled turns (session, callback,
 //!   script line) and ends a process whose loop never comes back, or ignores a stop signal.
 //! - [`client`]: a small Rust client used by tests, examples and the load generator.
@@ -39,4 +42,5 @@ pub mod core;
 pub mod net;
 pub mod rtdata;
 pub mod script;
+pub mod tls;
 pub mod watchdog;

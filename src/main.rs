@@ -46,6 +46,34 @@ enum Command {
         #[arg(long)]
         strict: bool,
     },
+    /// Print a signed join ticket (a JWT) for development and tests, signed with the config's
+    /// [auth] key. A game's backend mints its own with any JWT library (see README, Security).
+    Ticket {
+        /// The player's id (`sub`).
+        #[arg(long)]
+        player: String,
+        /// The session it admits to, by name; "*" for any session.
+        #[arg(long, conflicts_with = "session_id")]
+        session: Option<String>,
+        /// The session it admits to, by id.
+        #[arg(long)]
+        session_id: Option<u64>,
+        /// Display name (`name`).
+        #[arg(long)]
+        name: Option<String>,
+        /// Seconds until it expires.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+        /// A custom claim, KEY=VALUE (repeatable); VALUE is JSON if it parses, else a string.
+        #[arg(long = "claim", value_name = "KEY=VALUE")]
+        claims: Vec<String>,
+        /// The session's creation parameters, a JSON object (`params`).
+        #[arg(long)]
+        params: Option<String>,
+        /// EdDSA only: the Ed25519 private key (PEM) to sign with.
+        #[arg(long)]
+        private_key: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -68,6 +96,34 @@ fn run(cli: Cli) -> Result<(), String> {
     } else {
         Config::default()
     };
+    load_ticket_key(&mut config).map_err(|e| format!("{}: {e}", cli.config.display()))?;
+    if let Some(Command::Ticket {
+        player,
+        session,
+        session_id,
+        name,
+        ttl,
+        claims,
+        params,
+        private_key,
+    }) = cli.command
+    {
+        let ticket = mint_ticket(
+            &config,
+            TicketArgs {
+                player,
+                session,
+                session_id,
+                name,
+                ttl,
+                claims,
+                params,
+                private_key,
+            },
+        )?;
+        println!("{ticket}");
+        return Ok(());
+    }
     if let Some(Command::Check { path, strict }) = cli.command {
         let path = path.unwrap_or_else(|| PathBuf::from(&config.script.path));
         // Every script limit applies here too; this is the backstop a studio's CI relies on.
@@ -170,6 +226,79 @@ fn serve<H: Hooks>(mut server: NetServer<H>) -> Result<(), String> {
         stats.deliveries
     );
     Ok(())
+}
+
+/// Reads `auth.ticket_key_file` into `auth.ticket_key` (a secret's trailing newline dropped).
+fn load_ticket_key(config: &mut Config) -> Result<(), String> {
+    let path = std::mem::take(&mut config.auth.ticket_key_file);
+    if path.is_empty() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("auth.ticket_key_file: cannot read {path}: {e}"))?;
+    config.auth.ticket_key = text.trim_end_matches(['\n', '\r']).to_owned();
+    config
+        .validate()
+        .map_err(|e| format!("{e} (read from {path})"))
+}
+
+struct TicketArgs {
+    player: String,
+    session: Option<String>,
+    session_id: Option<u64>,
+    name: Option<String>,
+    ttl: u64,
+    claims: Vec<String>,
+    params: Option<String>,
+    private_key: Option<PathBuf>,
+}
+
+fn mint_ticket(config: &Config, args: TicketArgs) -> Result<String, String> {
+    use serde_json::{Map, Value};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|e| e.to_string())?
+        .as_secs();
+    let mut claims = Map::new();
+    for pair in &args.claims {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("--claim {pair:?}: expected KEY=VALUE"))?;
+        let value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_owned()));
+        claims.insert(key.to_owned(), value);
+    }
+    claims.insert("sub".into(), args.player.into());
+    claims.insert("iat".into(), now.into());
+    claims.insert("exp".into(), (now + args.ttl).into());
+    match (args.session, args.session_id) {
+        (Some(name), _) => claims.insert("session".into(), name.into()),
+        (None, Some(id)) => claims.insert("session_id".into(), id.into()),
+        (None, None) => return Err("give --session NAME (\"*\" for any) or --session-id ID".into()),
+    };
+    if let Some(name) = args.name {
+        claims.insert("name".into(), name.into());
+    }
+    if let Some(params) = args.params {
+        let params: Value =
+            serde_json::from_str(&params).map_err(|e| format!("--params: not JSON: {e}"))?;
+        if !params.is_object() {
+            return Err("--params must be a JSON object".into());
+        }
+        claims.insert("params".into(), params);
+    }
+    if !config.auth.ticket_issuer.is_empty() {
+        claims.insert("iss".into(), config.auth.ticket_issuer.clone().into());
+    }
+    if !config.auth.ticket_audience.is_empty() {
+        claims.insert("aud".into(), config.auth.ticket_audience.clone().into());
+    }
+    let private_key = match &args.private_key {
+        Some(path) => Some(
+            std::fs::read(path).map_err(|e| format!("--private-key {}: {e}", path.display()))?,
+        ),
+        None => None,
+    };
+    moonrt::core::auth::mint(config, private_key.as_deref(), &Value::Object(claims))
 }
 
 /// Lifts the soft open-file limit toward the hard one so `max_connections` sockets can be held.

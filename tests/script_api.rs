@@ -43,9 +43,13 @@ fn lifecycle_callbacks_fire_with_their_arguments() {
             .payload(b"hi"),
     )
     .unwrap();
+    // The script sees the session's (random) id as the client does.
     assert_eq!(
         text_on(&mut a, 900),
-        "started arena #1; ann/u1 peer 1 payload hi"
+        format!(
+            "started arena #{}; ann/u1 peer 1 payload hi",
+            a.session_id()
+        )
     );
     a.bind_udp().unwrap();
     assert_eq!(text_on(&mut a, 902), "udp_bound true");

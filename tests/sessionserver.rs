@@ -342,7 +342,10 @@ fn a_binary_message_on_a_sessionserver_connection_closes_only_it() {
 
 #[test]
 fn a_native_client_cannot_join_a_sessionserver_session_by_its_core_id() {
-    let server = TestServer::start(config());
+    let mut c = config();
+    // Numbered 1, 2, 3...: the native client below knows the core id without being told.
+    c.sessions.sequential_ids = true;
+    let server = TestServer::start(c);
     let mut a = JsonClient::open(&server);
     a.send(r#"{"command":"createSession","session":{},"player":{}}"#);
     a.next();

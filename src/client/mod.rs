@@ -26,6 +26,7 @@
 use crate::core::codec::{
     self, ClientMsg, Data, Hello, Intent, JoinMode, PROTOCOL_VERSION, PeerList, ServerMsg, Target,
 };
+use crate::tls::Stream;
 use mio::net::{TcpStream, UdpSocket};
 use mio::{Events, Interest, Poll, Token};
 use std::collections::{HashMap, VecDeque};
@@ -55,6 +56,7 @@ pub struct Connect {
     name: String,
     payload: Vec<u8>,
     timeout: Duration,
+    tls: Option<(std::sync::Arc<rustls::ClientConfig>, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -73,6 +75,7 @@ impl Connect {
             name: String::new(),
             payload: Vec::new(),
             timeout: DEFAULT_TIMEOUT,
+            tls: None,
         }
     }
     /// Create a new unnamed session.
@@ -114,6 +117,16 @@ impl Connect {
     /// How long to wait for WELCOME.
     pub fn timeout(mut self, timeout: Duration) -> Connect {
         self.timeout = timeout;
+        self
+    }
+    /// Connect over TLS (to the server's `tls.listen` port), checking that the certificate is
+    /// valid for `server_name` under `config`'s roots (see [`crate::tls::client_config`]).
+    pub fn tls(
+        mut self,
+        config: std::sync::Arc<rustls::ClientConfig>,
+        server_name: &str,
+    ) -> Connect {
+        self.tls = Some((config, server_name.to_owned()));
         self
     }
 }
@@ -256,7 +269,7 @@ pub enum ClientError {
 pub struct Client {
     poll: Poll,
     events: Events,
-    tcp: TcpStream,
+    tcp: Stream,
     udp: Option<UdpSocket>,
     server: SocketAddr,
     rx: Vec<u8>,
@@ -293,10 +306,15 @@ impl Client {
         let std_stream = std::net::TcpStream::connect_timeout(&server, opts.timeout)?;
         std_stream.set_nodelay(true)?;
         std_stream.set_nonblocking(true)?;
-        let mut tcp = TcpStream::from_std(std_stream);
+        let mut tcp = match &opts.tls {
+            None => Stream::Plain(TcpStream::from_std(std_stream)),
+            Some((config, name)) => {
+                Stream::client(TcpStream::from_std(std_stream), config.clone(), name)?
+            }
+        };
         let poll = Poll::new()?;
         poll.registry()
-            .register(&mut tcp, TCP, Interest::READABLE | Interest::WRITABLE)?;
+            .register(tcp.socket(), TCP, Interest::READABLE | Interest::WRITABLE)?;
         let now = Instant::now();
         let mut client = Client {
             poll,
@@ -539,7 +557,7 @@ impl Client {
             self.tcp_batch.drain(..written);
             self.last_tx = Instant::now();
         }
-        Ok(())
+        self.flush_tls()
     }
 
     /// Sends the datagrams [`Client::queue`] packed.
@@ -568,8 +586,8 @@ impl Client {
     /// first. Keepalive pings are no longer sent by themselves: send anything within the
     /// idle timeout.
     pub fn attach(&mut self, registry: &mio::Registry, token: Token) -> io::Result<()> {
-        self.poll.registry().deregister(&mut self.tcp)?;
-        registry.register(&mut self.tcp, token, Interest::READABLE)?;
+        self.poll.registry().deregister(self.tcp.socket())?;
+        registry.register(self.tcp.socket(), token, Interest::READABLE)?;
         if let Some(udp) = self.udp.as_mut() {
             self.poll.registry().deregister(udp)?;
             registry.register(udp, token, Interest::READABLE)?;
@@ -726,6 +744,17 @@ impl Client {
             }
         }
         self.last_tx = Instant::now();
+        self.flush_tls()
+    }
+
+    /// Sends TLS records still held (a full socket keeps them for the next call).
+    fn flush_tls(&mut self) -> Result<(), ClientError> {
+        if self.tcp.has_unsent() {
+            match self.tcp.flush() {
+                Err(e) if e.kind() != io::ErrorKind::WouldBlock => return Err(e.into()),
+                _ => {}
+            }
+        }
         Ok(())
     }
 
@@ -739,6 +768,7 @@ impl Client {
 
     /// Reads everything available from both sockets into events.
     fn pump(&mut self) -> Result<(), ClientError> {
+        self.flush_tls()?;
         self.read_tcp()?;
         self.parse_tcp()?;
         self.read_udp()

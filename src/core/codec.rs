@@ -21,7 +21,7 @@ pub const DELIVERY_HEADER: usize = LEN_PREFIX + 12;
 /// Longest string the server accepts in a HELLO (session name, player id, player name).
 pub const MAX_NAME_BYTES: usize = 128;
 /// Longest access token the server accepts.
-pub const MAX_TOKEN_BYTES: usize = 1024;
+pub const MAX_TOKEN_BYTES: usize = 4096;
 /// Largest player or session properties the server keeps.
 pub const MAX_PROPS_BYTES: usize = 4096;
 

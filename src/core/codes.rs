@@ -33,8 +33,15 @@ pub enum Code {
     SessionNameTaken = 14,
     /// Session logic refused the player (the message is the script's reason).
     RejectedByScript = 15,
-    /// The access token did not match `server.access_token`.
+    /// The access token did not match `auth.token`.
     InvalidToken = 16,
+    /// The join ticket is missing, malformed, not signed by the configured key (forged or
+    /// tampered with), or names another player than HELLO's `player_id`.
+    InvalidTicket = 17,
+    /// The join ticket has expired (or is not valid yet).
+    TicketExpired = 18,
+    /// The join ticket is for another session.
+    TicketWrongSession = 19,
     /// Nothing was received from the client for `server.idle_timeout_ms`.
     IdleTimeout = 20,
     /// The client read too slowly: its pending output passed `limits.max_output_buffer_bytes`.
@@ -73,7 +80,7 @@ pub enum Code {
 
 impl Code {
     /// Every code, for documentation tests and clients that print tables.
-    pub const ALL: [Code; 31] = [
+    pub const ALL: [Code; 34] = [
         Code::Malformed,
         Code::FrameTooLarge,
         Code::UnknownMessageType,
@@ -88,6 +95,9 @@ impl Code {
         Code::SessionNameTaken,
         Code::RejectedByScript,
         Code::InvalidToken,
+        Code::InvalidTicket,
+        Code::TicketExpired,
+        Code::TicketWrongSession,
         Code::IdleTimeout,
         Code::OutputOverflow,
         Code::ShuttingDown,
@@ -129,6 +139,9 @@ impl Code {
             Code::SessionNameTaken => "session_name_taken",
             Code::RejectedByScript => "rejected_by_script",
             Code::InvalidToken => "invalid_token",
+            Code::InvalidTicket => "invalid_ticket",
+            Code::TicketExpired => "ticket_expired",
+            Code::TicketWrongSession => "ticket_wrong_session",
             Code::IdleTimeout => "idle_timeout",
             Code::OutputOverflow => "output_overflow",
             Code::ShuttingDown => "shutting_down",

@@ -104,6 +104,14 @@ pub(crate) struct Conn {
     pub json_out: Vec<u8>,
     /// Why the connection was closed, for a WebSocket close frame (4000 + code).
     pub close_note: Option<(super::codes::Code, String)>,
+    /// The token or ticket its WebSocket upgrade request carried (`?token=` or an
+    /// `Authorization: Bearer` header), checked when its first message picks the protocol.
+    pub upgrade_credential: Option<String>,
+    /// The ticket that admitted a sessionserver connection (native ones are checked per HELLO).
+    pub ticket: Option<Box<super::auth::Ticket>>,
+    /// The transport should send a WebSocket ping (a quiet sessionserver connection is asked
+    /// for a pong before its idle timeout).
+    pub ws_ping: bool,
     /// Whether the connection is in the dirty list already.
     queued: bool,
     /// Whether the connection is in the overflow list already.
@@ -175,6 +183,9 @@ impl ConnTable {
             json: false,
             json_out: Vec::new(),
             close_note: None,
+            upgrade_credential: None,
+            ticket: None,
+            ws_ping: false,
             queued: false,
             overflowed: false,
         });
@@ -231,6 +242,13 @@ impl ConnTable {
         {
             conn.overflowed = true;
             self.overflowed.push(id);
+        }
+    }
+
+    /// Lists a connection for the next flush, with or without output (to send a WebSocket ping).
+    pub(crate) fn wake(&mut self, id: ConnId) {
+        if let Some(conn) = self.slab.get_mut(id.0 as usize) {
+            Self::mark_dirty(&mut self.dirty, conn, id);
         }
     }
 

@@ -157,13 +157,21 @@ pub struct PlayerInfo<'a> {
     pub player_id: &'a str,
     /// Display name.
     pub name: &'a str,
+    /// The claims of the join ticket that admitted the player (a JSON object), if any.
+    pub claims: Option<&'a serde_json::Value>,
 }
 
 /// Session logic called by the core. Every method has a do-nothing default.
 pub trait Hooks {
-    /// A session was created (before its first player joins). An error refuses the player that
-    /// created it (REJECT code 15) and removes the session.
-    fn session_started(&mut self, _ctx: &mut Ctx<'_>, _name: &str) -> Result<(), String> {
+    /// A session was created (before its first player joins), with the creation parameters of
+    /// the ticket that created it, if any. An error refuses the player that created it (REJECT
+    /// code 29) and removes the session.
+    fn session_started(
+        &mut self,
+        _ctx: &mut Ctx<'_>,
+        _name: &str,
+        _params: Option<&serde_json::Value>,
+    ) -> Result<(), String> {
         Ok(())
     }
 

@@ -4,6 +4,7 @@
 //! outputs are events, pending bytes and the next deadline (see [`Server`] for the order to drain
 //! them in). That makes every behaviour testable with a fake clock and no sleeps.
 
+pub mod auth;
 pub mod codec;
 pub mod codes;
 mod commands;

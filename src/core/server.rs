@@ -9,6 +9,7 @@
 //!
 //! Routing of DATA, groups and pings is in `router.rs`; UDP datagrams in `udp.rs`.
 
+use super::auth::{Auth, Grant, TicketSession};
 use super::codec::{
     self, ClientMsg, Hello, JoinMode, MAX_NAME_BYTES, MAX_TOKEN_BYTES, PROTOCOL_VERSION, PeerInfo,
     ServerMsg, Welcome,
@@ -79,13 +80,19 @@ pub struct Server<H: Hooks> {
     last_end: Option<(SessionId, Code, String)>,
     /// The sessionserver profile's counters and public session ids.
     pub(crate) ss: super::sessionserver::Registry,
+    /// Who may join.
+    pub(crate) auth: Auth,
 }
 
 impl<H: Hooks> Server<H> {
     /// A server with no connections. `udp_port` is announced in WELCOME (0 = no UDP).
     pub fn new(config: Config, udp_port: u16, hooks: H, clock: WallClock) -> Server<H> {
         let conns = ConnTable::new(config.limits.max_output_buffer_bytes, config.limits.udp_mtu);
+        // The transport checks the key before it builds a server; a core built without that
+        // check refuses everyone rather than admit anyone.
+        let auth = Auth::from_config(&config).unwrap_or_else(Auth::Broken);
         Server {
+            auth,
             config,
             udp_port,
             hooks,
@@ -370,10 +377,6 @@ impl<H: Hooks> Server<H> {
                 ),
             ));
         }
-        let token = &self.config.server.access_token;
-        if !token.is_empty() && hello.token != token {
-            return Err((Code::InvalidToken, "access token does not match".into()));
-        }
         let name = match hello.mode {
             JoinMode::Create(n) | JoinMode::JoinOrCreate(n) => n,
             JoinMode::JoinId(_) => "",
@@ -391,6 +394,50 @@ impl<H: Hooks> Server<H> {
                 ));
             }
         }
+        // A browser may have put its token or ticket on the WebSocket upgrade request instead.
+        let upgrade = self
+            .conns
+            .get_mut(id)
+            .and_then(|c| c.upgrade_credential.take());
+        let credential = match (hello.token, &upgrade) {
+            ("", Some(upgrade)) => upgrade.as_str(),
+            (token, _) => token,
+        };
+        let grant = self
+            .auth
+            .check(credential, self.clock.wall_us(now) / 1_000_000)?;
+        let ticket = match &grant {
+            Grant::Ticket(t) => Some(&**t),
+            Grant::Trusted => None,
+        };
+        // With a ticket, the ticket says who the player is.
+        let (player_id, player_name) = match ticket {
+            Some(t) => {
+                if !hello.player_id.is_empty() && hello.player_id != t.player_id {
+                    return Err((
+                        Code::InvalidTicket,
+                        format!(
+                            "player_id {:?} is not the ticket's player {:?}",
+                            hello.player_id, t.player_id
+                        ),
+                    ));
+                }
+                (
+                    t.player_id.as_str(),
+                    t.name.as_deref().unwrap_or(hello.player_name),
+                )
+            }
+            None => (hello.player_id, hello.player_name),
+        };
+        // A ticket may create only the session it names (or any, with "*").
+        let may_create = |name: &str| {
+            ticket.is_none_or(|t| match &t.session {
+                TicketSession::Any => true,
+                TicketSession::Name(n) => n == name && !name.is_empty(),
+                TicketSession::Id(_) => false,
+            })
+        };
+        let params = ticket.and_then(|t| t.params.as_ref());
         let mut created = false;
         let sid = match hello.mode {
             JoinMode::JoinId(sid) => {
@@ -410,11 +457,22 @@ impl<H: Hooks> Server<H> {
                             format!("session {} is a sessionserver (JSON) session", sid.0),
                         ));
                     }
-                    Some(_) => {}
+                    Some(s) => {
+                        if let Some(t) = ticket
+                            && !t.admits(sid.0, &s.name)
+                        {
+                            return Err(t.wrong_session());
+                        }
+                    }
                 }
                 sid
             }
             JoinMode::Create(name) => {
+                if let Some(t) = ticket
+                    && !may_create(name)
+                {
+                    return Err(t.wrong_session());
+                }
                 if !name.is_empty() && self.session_names.contains_key(name) {
                     return Err((
                         Code::SessionNameTaken,
@@ -422,17 +480,29 @@ impl<H: Hooks> Server<H> {
                     ));
                 }
                 created = true;
-                self.create_session(now, name)?
+                self.create_session(now, name, params)?
             }
             JoinMode::JoinOrCreate(name) => {
                 if name.is_empty() {
                     return Err((Code::BadHello, "join-or-create needs a session name".into()));
                 }
                 match self.session_names.get(name) {
-                    Some(&sid) => sid,
+                    Some(&sid) => {
+                        if let Some(t) = ticket
+                            && !t.admits(sid.0, name)
+                        {
+                            return Err(t.wrong_session());
+                        }
+                        sid
+                    }
                     None => {
+                        if let Some(t) = ticket
+                            && !may_create(name)
+                        {
+                            return Err(t.wrong_session());
+                        }
                         created = true;
-                        self.create_session(now, name)?
+                        self.create_session(now, name, params)?
                     }
                 }
             }
@@ -441,9 +511,9 @@ impl<H: Hooks> Server<H> {
         // admitted (a refused newcomer must not disconnect the player it claims to be).
         let replaces = self
             .players
-            .get(hello.player_id)
+            .get(player_id)
             .copied()
-            .filter(|&old| !hello.player_id.is_empty() && old != id);
+            .filter(|&old| !player_id.is_empty() && old != id);
         let replaced_here = replaces.is_some_and(|old| {
             matches!(self.conns.get(old).map(|c| c.phase), Some(Phase::Joined { session, .. }) if session == sid)
         });
@@ -464,11 +534,12 @@ impl<H: Hooks> Server<H> {
             return refuse(self, Code::SessionFull, why);
         }
         // The peer id is taken now so the connect check sees it; a refusal gives the slot back.
-        let peer = session.add_member(id, hello.player_id, hello.player_name);
+        let peer = session.add_member(id, player_id, player_name);
         let info = PlayerInfo {
             peer,
-            player_id: hello.player_id,
-            name: hello.player_name,
+            player_id,
+            name: player_name,
+            claims: ticket.map(|t| &t.claims),
         };
         let verdict = self.call_hook(now, sid, |h, ctx| {
             h.player_connecting(ctx, info, hello.payload)
@@ -485,12 +556,12 @@ impl<H: Hooks> Server<H> {
             .get_mut(id)
             .expect("caller checked the connection");
         conn.phase = Phase::Joined { session: sid, peer };
-        conn.player_id = hello.player_id.to_owned();
+        conn.player_id = player_id.to_owned();
         let serial = conn.serial;
         let udp_conn_id = id.0;
         let udp_secret = conn.udp_secret;
-        if !hello.player_id.is_empty() {
-            self.players.insert(hello.player_id.to_owned(), id);
+        if !player_id.is_empty() {
+            self.players.insert(player_id.to_owned(), id);
         }
         let welcome = ServerMsg::Welcome(Welcome {
             version: PROTOCOL_VERSION,
@@ -517,8 +588,8 @@ impl<H: Hooks> Server<H> {
         self.conns.send_tcp(id, |buf| welcome.encode(buf));
         let joined = ServerMsg::PlayerJoined(PeerInfo {
             peer: peer.0,
-            player_id: hello.player_id,
-            name: hello.player_name,
+            player_id,
+            name: player_name,
         });
         for m in session.members().iter().filter(|m| m.peer != peer) {
             self.conns.send_tcp(m.conn, |buf| joined.encode(buf));
@@ -548,6 +619,7 @@ impl<H: Hooks> Server<H> {
         &mut self,
         now: Instant,
         name: &str,
+        params: Option<&serde_json::Value>,
     ) -> Result<SessionId, (Code, String)> {
         let max = self.config.server.max_sessions;
         if self.sessions.len() >= max {
@@ -556,8 +628,7 @@ impl<H: Hooks> Server<H> {
                 format!("the server already holds {max} sessions"),
             ));
         }
-        let sid = SessionId(self.next_session);
-        self.next_session += 1;
+        let sid = self.new_session_id();
         self.sessions.insert(sid, Session::new(name.to_owned()));
         if !name.is_empty() {
             self.session_names.insert(name.to_owned(), sid);
@@ -568,7 +639,7 @@ impl<H: Hooks> Server<H> {
         } else {
             log::info!("{sid}: created as {name:?}");
         }
-        if let Err(why) = self.call_hook(now, sid, |h, ctx| h.session_started(ctx, name)) {
+        if let Err(why) = self.call_hook(now, sid, |h, ctx| h.session_started(ctx, name, params)) {
             log::warn!("{sid}: session logic failed to start: {why}");
             self.end_session(now, sid, Code::ScriptFailed);
             return Err((Code::ScriptFailed, why));
@@ -577,6 +648,22 @@ impl<H: Hooks> Server<H> {
             return Err(self.ended_why(sid));
         }
         Ok(sid)
+    }
+
+    /// The next session id: 1, 2, 3... with `sessions.sequential_ids`, otherwise a random id
+    /// below 2^53 (exact in a JavaScript number) that no live session has.
+    fn new_session_id(&mut self) -> SessionId {
+        if self.config.sessions.sequential_ids {
+            let sid = SessionId(self.next_session);
+            self.next_session += 1;
+            return sid;
+        }
+        loop {
+            let sid = SessionId(random_secret() >> 11);
+            if sid.0 != 0 && !self.sessions.contains_key(&sid) {
+                return sid;
+            }
+        }
     }
 
     /// Why `sid` (which has just ended) ended: its code and reason, for the joiner it refuses.
@@ -740,11 +827,13 @@ impl<H: Hooks> Server<H> {
         while let Some(key) = self.timers.pop_due(now) {
             match key {
                 TimerKey::Handshake(id, serial) => {
-                    if self
-                        .conns
-                        .get(id)
-                        .is_some_and(|c| c.serial == serial && c.phase == Phase::AwaitingHello)
-                    {
+                    // A WebSocket connection (upgraded or not) that has not sent its first
+                    // message (HELLO or a sessionserver command) is still in its handshake.
+                    if self.conns.get(id).is_some_and(|c| {
+                        c.serial == serial
+                            && (c.phase == Phase::AwaitingHello
+                                || (c.phase == Phase::Lobby && !c.json))
+                    }) {
                         let ms = self.config.server.handshake_timeout_ms;
                         self.close(
                             now,
@@ -754,26 +843,7 @@ impl<H: Hooks> Server<H> {
                         );
                     }
                 }
-                TimerKey::Idle(id, serial) => {
-                    let Some(conn) = self.conns.get(id) else {
-                        continue;
-                    };
-                    if conn.serial != serial || !matches!(conn.phase, Phase::Joined { .. }) {
-                        continue;
-                    }
-                    let due = conn.last_rx + self.config.idle_timeout();
-                    if due <= now {
-                        let ms = self.config.server.idle_timeout_ms;
-                        self.close(
-                            now,
-                            id,
-                            Code::IdleTimeout,
-                            &format!("nothing received for {ms} ms"),
-                        );
-                    } else {
-                        self.timers.schedule(due, TimerKey::Idle(id, serial));
-                    }
-                }
+                TimerKey::Idle(id, serial) => self.idle_check(now, id, serial),
                 TimerKey::Script(sid, timer) => {
                     if self.sessions.contains_key(&sid) {
                         self.call_hook(now, sid, |h, ctx| h.on_timer(ctx, timer));
@@ -791,6 +861,69 @@ impl<H: Hooks> Server<H> {
             }
         }
         self.after_input(now);
+    }
+
+    /// Starts watching a connection for silence.
+    pub(crate) fn schedule_idle(&mut self, now: Instant, id: ConnId, serial: u64) {
+        self.timers
+            .schedule(now + self.config.idle_timeout(), TimerKey::Idle(id, serial));
+        if self.conns.get(id).is_some_and(|c| c.json) {
+            self.timers.schedule(
+                now + self.config.idle_timeout() / 3,
+                TimerKey::Idle(id, serial),
+            );
+        }
+    }
+
+    /// A connection's idle check: closed after `idle_timeout_ms` with nothing received. A
+    /// sessionserver connection (whose protocol has no ping of its own) is first sent a
+    /// WebSocket ping after a third of that; the pong every WebSocket client sends by itself
+    /// keeps it open.
+    fn idle_check(&mut self, now: Instant, id: ConnId, serial: u64) {
+        let idle = self.config.idle_timeout();
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        let watched = matches!(conn.phase, Phase::Joined { .. })
+            || (conn.json && conn.phase != Phase::Closing);
+        if conn.serial != serial || !watched {
+            return;
+        }
+        let due = conn.last_rx + idle;
+        if due <= now {
+            let ms = self.config.server.idle_timeout_ms;
+            self.close(
+                now,
+                id,
+                Code::IdleTimeout,
+                &format!("nothing received for {ms} ms"),
+            );
+            return;
+        }
+        let ping_at = conn.last_rx + idle / 3;
+        if conn.json && now >= ping_at {
+            conn.ws_ping = true;
+            self.conns.wake(id);
+            self.timers.schedule(due, TimerKey::Idle(id, serial));
+        } else if conn.json {
+            self.timers.schedule(ping_at, TimerKey::Idle(id, serial));
+        } else {
+            self.timers.schedule(due, TimerKey::Idle(id, serial));
+        }
+    }
+
+    /// A WebSocket pong (or ping) arrived: the connection is alive.
+    pub fn handle_ws_pong(&mut self, now: Instant, id: ConnId) {
+        if let Some(conn) = self.conns.get_mut(id) {
+            conn.last_rx = now;
+        }
+    }
+
+    /// Whether the transport should send the connection a WebSocket ping now (asked once).
+    pub fn take_ws_ping(&mut self, id: ConnId) -> bool {
+        self.conns
+            .get_mut(id)
+            .is_some_and(|c| std::mem::take(&mut c.ws_ping))
     }
 
     /// Stops the server: every connection gets CLOSE(SHUTTING_DOWN), every session ends, and new

@@ -11,6 +11,7 @@
 //! Where the reference throws halfway through a command (a missing `player`, say), nothing is
 //! sent either; the state it had already changed is changed here too.
 
+use super::auth::{Grant, TicketSession};
 use super::codes::Code;
 use super::conn::Phase;
 use super::hooks::{Hooks, PlayerInfo, PropsScope};
@@ -143,11 +144,16 @@ impl<H: Hooks> Server<H> {
     /// (the package numbers WebSocket connections only, so a port probe or a load balancer's
     /// health check that never upgrades takes no id). It then waits for its first message,
     /// which picks the protocol: binary HELLO (native) or a text command (sessionserver).
-    pub fn handle_ws_open(&mut self, id: ConnId) {
+    ///
+    /// `credential` is the token or ticket the upgrade request carried (PROTOCOL.md section 13):
+    /// a sessionserver connection must bring it there; a native one may, when its HELLO's
+    /// `token` is empty.
+    pub fn handle_ws_open(&mut self, id: ConnId, credential: Option<String>) {
         if let Some(conn) = self.conns.get_mut(id)
             && conn.phase == Phase::AwaitingHello
         {
             conn.phase = Phase::Lobby;
+            conn.upgrade_credential = credential;
             conn.ws_player = Some(self.ss.next_player);
             self.ss.next_player += 1;
         }
@@ -200,9 +206,15 @@ impl<H: Hooks> Server<H> {
                 conn.json = true;
                 conn.phase = Phase::Lobby;
                 log::debug!("{id}: speaks the sessionserver protocol");
+                if !self.ss_admit(now, id) {
+                    return;
+                }
                 false
             }
             _ => !conn.json,
+        };
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
         };
         conn.last_rx = now;
         if !conn.rate.allow(now, rate, self.stall_credit) {
@@ -255,6 +267,50 @@ impl<H: Hooks> Server<H> {
         }
     }
 
+    /// A connection's first sessionserver message: its upgrade's credential must pass (else it
+    /// is closed with the code, as WebSocket status 4000 + code), and from now on it is watched
+    /// for silence (pinged, then closed after `idle_timeout_ms` without even a pong).
+    fn ss_admit(&mut self, now: Instant, id: ConnId) -> bool {
+        let Some(conn) = self.conns.get_mut(id) else {
+            return false;
+        };
+        let credential = conn.upgrade_credential.take().unwrap_or_default();
+        let serial = conn.serial;
+        match self
+            .auth
+            .check(&credential, self.clock.wall_us(now) / 1_000_000)
+        {
+            Ok(Grant::Ticket(ticket)) => conn.ticket = Some(ticket),
+            Ok(Grant::Trusted) => {}
+            Err((code, why)) => {
+                self.stats.handshakes_rejected += 1;
+                log::debug!("{id}: sessionserver connection refused: {why}");
+                self.close(now, id, code, &why);
+                return false;
+            }
+        }
+        self.schedule_idle(now, id, serial);
+        true
+    }
+
+    /// Whether the connection's ticket (if any) admits it to sessionserver session `public`
+    /// (`None`: a session it would create); if not, it is closed with code 19.
+    fn ss_ticket_admits(&mut self, now: Instant, id: ConnId, public: Option<u64>) -> bool {
+        let Some(ticket) = self.conns.get(id).and_then(|c| c.ticket.as_deref()) else {
+            return true;
+        };
+        let ok = match (&ticket.session, public) {
+            (TicketSession::Any, _) => true,
+            (TicketSession::Id(allowed), Some(public)) => *allowed == public,
+            _ => false,
+        };
+        if !ok {
+            let (code, why) = ticket.wrong_session();
+            self.close(now, id, code, &why);
+        }
+        ok
+    }
+
     fn reply(&mut self, id: ConnId, command: &str, error: u8) {
         self.conns.send_text(id, &Msg::new(command, error).done());
     }
@@ -282,7 +338,15 @@ impl<H: Hooks> Server<H> {
             self.reply(id, "sessionJoin", error::ALREADY_IN_SESSION_OR_BAD_SHAPE);
             return;
         }
-        let sid = match self.create_session(now, "") {
+        if !self.ss_ticket_admits(now, id, None) {
+            return;
+        }
+        let params = self
+            .conns
+            .get(id)
+            .and_then(|c| c.ticket.as_ref())
+            .and_then(|t| t.params.clone());
+        let sid = match self.create_session(now, "", params.as_ref()) {
             Ok(sid) => sid,
             Err((_, why)) => {
                 log::info!("{id}: could not create a sessionserver session: {why}");
@@ -337,6 +401,9 @@ impl<H: Hooks> Server<H> {
             self.reply(id, "sessionJoin", error::NO_SUCH_SESSION);
             return;
         };
+        if !self.ss_ticket_admits(now, id, public) {
+            return;
+        }
         self.ss_add_player(now, id, sid, text);
     }
 
@@ -356,12 +423,23 @@ impl<H: Hooks> Server<H> {
             self.reply(id, "sessionJoin", error::COULD_NOT_ADD);
             return false;
         }
-        let player_id = number.to_string();
-        let peer = session.add_member(id, &player_id, "");
+        // The script sees the ticket's player id and claims; the wire keeps the package's
+        // numeric player ids.
+        let ticket = self.conns.get(id).and_then(|c| c.ticket.clone());
+        let player_id = match &ticket {
+            Some(t) => t.player_id.clone(),
+            None => number.to_string(),
+        };
+        let name = ticket
+            .as_ref()
+            .and_then(|t| t.name.clone())
+            .unwrap_or_default();
+        let peer = session.add_member(id, &player_id, &name);
         let info = PlayerInfo {
             peer,
             player_id: &player_id,
-            name: "",
+            name: &name,
+            claims: ticket.as_ref().map(|t| &t.claims),
         };
         let verdict = self.call_hook(now, sid, |h, ctx| {
             h.player_connecting(ctx, info, text.as_bytes())

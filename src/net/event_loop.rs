@@ -2,7 +2,10 @@
 //! connection once, then close what the core asked to close. Like Redis's `ae`: the flush is the
 //! "before sleep" step, so everything a turn produced for a connection leaves in one write.
 
-use super::{FIRST_CONN, LISTENER, NetServer, SIGNALS, UDP, WAKER, WS_LISTENER};
+use super::{
+    Door, FIRST_CONN, LISTENER, NetServer, SIGNALS, TLS_LISTENER, UDP, WAKER, WS_LISTENER,
+    WSS_LISTENER,
+};
 use crate::core::{ConnId, Event, Hooks, Stats};
 use mio::Events;
 use std::io;
@@ -57,8 +60,10 @@ impl<H: Hooks> NetServer<H> {
             crate::watchdog::turn_start(now);
             for event in events.iter() {
                 match event.token() {
-                    LISTENER => self.accept_all(now, false),
-                    WS_LISTENER => self.accept_all(now, true),
+                    LISTENER => self.accept_all(now, Door::Tcp),
+                    WS_LISTENER => self.accept_all(now, Door::Ws),
+                    TLS_LISTENER => self.accept_all(now, Door::Tls),
+                    WSS_LISTENER => self.accept_all(now, Door::Wss),
                     UDP => {
                         if event.is_readable() {
                             s.udp_carry = true;
@@ -72,7 +77,7 @@ impl<H: Hooks> NetServer<H> {
                             self.read_conn(now, id, &mut s);
                         }
                         if event.is_writable() {
-                            self.ws_writable(id);
+                            self.writable(id);
                         }
                     }
                 }
@@ -90,9 +95,14 @@ impl<H: Hooks> NetServer<H> {
                     self.core.connection_count()
                 );
                 stop_deadline = Some(now + Duration::from_millis(self.grace_ms));
-                for mut listener in [self.listener.take(), self.ws_listener.take()]
-                    .into_iter()
-                    .flatten()
+                for mut listener in [
+                    self.listener.take(),
+                    self.ws_listener.take(),
+                    self.tls_listener.take(),
+                    self.wss_listener.take(),
+                ]
+                .into_iter()
+                .flatten()
                 {
                     let _ = self.poll.registry().deregister(&mut listener);
                 }
@@ -153,8 +163,11 @@ impl<H: Hooks> NetServer<H> {
                     self.stop.store(true, Ordering::SeqCst);
                 }
                 SIGHUP => {
-                    log::info!("received SIGHUP: reloading the script");
+                    log::info!("received SIGHUP: reloading the script and TLS certificate");
                     self.core.hooks_mut().reload();
+                    if let Some((store, _)) = &self.tls {
+                        store.request_reload();
+                    }
                 }
                 _ => {}
             }

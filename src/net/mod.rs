@@ -6,7 +6,8 @@
 //! Files: `event_loop.rs` is one loop turn (poll, read, timers, flush, close); `tcp.rs` accepts,
 //! reads and writes connections; `ws.rs` does the same for WebSocket connections (tungstenite
 //! over the same non-blocking stream; the core cannot tell them apart); `udp.rs` receives and
-//! sends datagrams.
+//! sends datagrams. Each listener (TCP, WebSocket, TLS, `wss://`) hands its connections a
+//! [`crate::tls::Stream`], plain or TLS, so everything past the accept is the same code.
 
 mod event_loop;
 mod tcp;
@@ -15,7 +16,8 @@ mod ws;
 
 use crate::config::Config;
 use crate::core::{ConnId, Hooks, Server, WallClock};
-use mio::net::{TcpListener, TcpStream, UdpSocket};
+use crate::tls::{CertStore, Stream};
+use mio::net::{TcpListener, UdpSocket};
 use mio::{Interest, Poll, Token, Waker};
 use std::io;
 use std::net::SocketAddr;
@@ -28,17 +30,42 @@ const UDP: Token = Token(1);
 const WAKER: Token = Token(2);
 const SIGNALS: Token = Token(3);
 const WS_LISTENER: Token = Token(4);
+const TLS_LISTENER: Token = Token(5);
+const WSS_LISTENER: Token = Token(6);
 const FIRST_CONN: usize = 16;
 
 /// A connection's transport.
 enum Link {
-    /// Native frames on a plain TCP stream.
-    Tcp(TcpStream),
+    /// Native frames on a TCP stream (plain or TLS).
+    Tcp(Stream),
     /// A WebSocket upgrade in progress (resumed on each readable event). Boxed: it holds the
     /// request buffer, and most connections never need it.
-    WsHandshake(Option<Box<ws::MidHandshake>>),
-    /// Native frames in binary WebSocket messages.
-    Ws(Box<tungstenite::WebSocket<TcpStream>>),
+    WsHandshake(Option<Box<ws::Upgrade>>),
+    /// Native frames or sessionserver JSON in WebSocket messages (over plain TCP or TLS).
+    Ws(Box<tungstenite::WebSocket<Stream>>),
+}
+
+/// Which listener a connection came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Door {
+    /// Native protocol over plain TCP.
+    Tcp,
+    /// WebSocket over plain TCP.
+    Ws,
+    /// Native protocol over TLS.
+    Tls,
+    /// WebSocket over TLS (`wss://`).
+    Wss,
+}
+
+impl Door {
+    fn websocket(self) -> bool {
+        matches!(self, Door::Ws | Door::Wss)
+    }
+
+    fn tls(self) -> bool {
+        matches!(self, Door::Tls | Door::Wss)
+    }
 }
 
 /// A connection's transport, and when it started closing.
@@ -76,6 +103,10 @@ pub struct NetServer<H: Hooks> {
     poll: Poll,
     listener: Option<TcpListener>,
     ws_listener: Option<TcpListener>,
+    tls_listener: Option<TcpListener>,
+    wss_listener: Option<TcpListener>,
+    /// The certificate (reloaded in place) and the rustls configuration using it.
+    tls: Option<(Arc<CertStore>, Arc<rustls::ServerConfig>)>,
     ws_config: tungstenite::protocol::WebSocketConfig,
     udp: Option<UdpSocket>,
     waker: Arc<Waker>,
@@ -86,7 +117,32 @@ pub struct NetServer<H: Hooks> {
     tcp_addr: SocketAddr,
     udp_addr: Option<SocketAddr>,
     ws_addr: Option<SocketAddr>,
+    tls_addr: Option<SocketAddr>,
+    wss_addr: Option<SocketAddr>,
     grace_ms: u64,
+}
+
+/// Binds an optional listener from a config address (empty: off) and registers it.
+fn bind_listener(
+    poll: &Poll,
+    addr: &str,
+    key: &str,
+    what: &str,
+    token: Token,
+) -> io::Result<(Option<TcpListener>, Option<SocketAddr>)> {
+    if addr.is_empty() {
+        return Ok((None, None));
+    }
+    let parsed: SocketAddr = addr
+        .parse()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{key} {addr:?}: {e}")))?;
+    let mut listener = TcpListener::bind(parsed).map_err(|e| {
+        io::Error::new(e.kind(), format!("binding {what} on {parsed} ({key}): {e}"))
+    })?;
+    let bound = listener.local_addr()?;
+    poll.registry()
+        .register(&mut listener, token, Interest::READABLE)?;
+    Ok((Some(listener), Some(bound)))
 }
 
 impl<H: Hooks> NetServer<H> {
@@ -118,26 +174,39 @@ impl<H: Hooks> NetServer<H> {
         } else {
             (None, None)
         };
-        let (ws_listener, ws_addr) = if config.server.ws_listen.is_empty() {
-            (None, None)
+        // A ticket key that cannot be used stops the start, before anything listens.
+        crate::core::auth::Auth::from_config(&config)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let (ws_listener, ws_addr) = bind_listener(
+            &poll,
+            &config.server.ws_listen,
+            "server.ws_listen",
+            "WebSocket listener",
+            WS_LISTENER,
+        )?;
+        let tls = if config.tls_enabled() {
+            let store = CertStore::load(&config.tls.cert_file, &config.tls.key_file)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+            store.watch()?;
+            let server_config = store.server_config();
+            Some((store, server_config))
         } else {
-            let addr: SocketAddr = config.server.ws_listen.parse().map_err(|e| {
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("server.ws_listen {:?}: {e}", config.server.ws_listen),
-                )
-            })?;
-            let mut listener = TcpListener::bind(addr).map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("binding WebSocket listener on {addr} (server.ws_listen): {e}"),
-                )
-            })?;
-            let bound = listener.local_addr()?;
-            poll.registry()
-                .register(&mut listener, WS_LISTENER, Interest::READABLE)?;
-            (Some(listener), Some(bound))
+            None
         };
+        let (tls_listener, tls_addr) = bind_listener(
+            &poll,
+            &config.tls.listen,
+            "tls.listen",
+            "TLS listener",
+            TLS_LISTENER,
+        )?;
+        let (wss_listener, wss_addr) = bind_listener(
+            &poll,
+            &config.tls.ws_listen,
+            "tls.ws_listen",
+            "wss:// listener",
+            WSS_LISTENER,
+        )?;
         let ws_config = ws::config(&config);
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let clock = WallClock {
@@ -149,15 +218,21 @@ impl<H: Hooks> NetServer<H> {
         };
         let grace_ms = config.server.shutdown_grace_ms;
         let udp_port = udp_addr.map(|a| a.port()).unwrap_or(0);
+        let show = |a: Option<SocketAddr>| a.map_or("off".to_string(), |a| a.to_string());
         log::info!(
-            "listening tcp={tcp_addr} udp={} ws={}",
-            udp_addr.map_or("off".to_string(), |a| a.to_string()),
-            ws_addr.map_or("off".to_string(), |a| a.to_string())
+            "listening tcp={tcp_addr} udp={} ws={} tls={} wss={}",
+            show(udp_addr),
+            show(ws_addr),
+            show(tls_addr),
+            show(wss_addr)
         );
         Ok(NetServer {
             poll,
             listener: Some(listener),
             ws_listener,
+            tls_listener,
+            wss_listener,
+            tls,
             ws_config,
             udp,
             waker,
@@ -168,6 +243,8 @@ impl<H: Hooks> NetServer<H> {
             tcp_addr,
             udp_addr,
             ws_addr,
+            tls_addr,
+            wss_addr,
             grace_ms,
         })
     }
@@ -196,6 +273,16 @@ impl<H: Hooks> NetServer<H> {
     /// The WebSocket address actually bound, if WebSocket is on.
     pub fn ws_addr(&self) -> Option<SocketAddr> {
         self.ws_addr
+    }
+
+    /// The TLS address for native clients actually bound, if on.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
+    }
+
+    /// The `wss://` address actually bound, if on.
+    pub fn wss_addr(&self) -> Option<SocketAddr> {
+        self.wss_addr
     }
 
     /// A handle to stop the server from another thread.

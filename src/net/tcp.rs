@@ -1,8 +1,9 @@
 //! TCP: accepting, reading until `WouldBlock` (within a budget), writing, closing.
 
 use super::event_loop::{READ_BUDGET, Scratch};
-use super::{FIRST_CONN, Link, NetConn, NetServer};
+use super::{Door, FIRST_CONN, Link, NetConn, NetServer};
 use crate::core::{ConnId, Hooks};
+use crate::tls::Stream;
 use mio::{Interest, Token};
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
@@ -11,13 +12,15 @@ use tungstenite::protocol::CloseFrame;
 use tungstenite::protocol::frame::coding::CloseCode;
 
 impl<H: Hooks> NetServer<H> {
-    /// Accepts every pending connection, on the TCP listener or (with `ws`) the WebSocket one.
-    pub(super) fn accept_all(&mut self, now: Instant, ws: bool) {
+    /// Accepts every pending connection on one listener.
+    pub(super) fn accept_all(&mut self, now: Instant, door: Door) {
+        let ws = door.websocket();
         loop {
-            let listener = if ws {
-                self.ws_listener.as_ref()
-            } else {
-                self.listener.as_ref()
+            let listener = match door {
+                Door::Tcp => self.listener.as_ref(),
+                Door::Ws => self.ws_listener.as_ref(),
+                Door::Tls => self.tls_listener.as_ref(),
+                Door::Wss => self.wss_listener.as_ref(),
             };
             let Some(listener) = listener else {
                 return;
@@ -52,12 +55,26 @@ impl<H: Hooks> NetServer<H> {
                 self.core.handle_disconnect(now, id);
                 continue;
             }
+            let stream = match &self.tls {
+                Some((_, config)) if door.tls() => match Stream::server(stream, config.clone()) {
+                    Ok(stream) => stream,
+                    Err(e) => {
+                        log::warn!("{id}: cannot start TLS: {e}");
+                        self.core.handle_disconnect(now, id);
+                        continue;
+                    }
+                },
+                _ => Stream::Plain(stream),
+            };
             let link = if ws {
-                match super::ws::upgrade(tungstenite::accept_with_config(
-                    stream,
-                    Some(self.ws_config),
-                )) {
-                    Some(link) => link,
+                match super::ws::accept(stream, self.ws_config) {
+                    Some((link, credential)) => {
+                        if matches!(link, Link::Ws(_)) {
+                            // The request came with the connection: the upgrade is done.
+                            self.core.handle_ws_open(id, credential.take());
+                        }
+                        link
+                    }
                     None => {
                         // Freed when the loop drains the close event (see above).
                         self.core.handle_disconnect(now, id);
@@ -67,10 +84,6 @@ impl<H: Hooks> NetServer<H> {
             } else {
                 Link::Tcp(stream)
             };
-            if matches!(link, Link::Ws(_)) {
-                // The request came with the connection: the upgrade is already done.
-                self.core.handle_ws_open(id);
-            }
             let slot = id.0 as usize;
             if self.conns.len() <= slot {
                 self.conns.resize_with(slot + 1, || None);
@@ -146,7 +159,12 @@ impl<H: Hooks> NetServer<H> {
                 return;
             }
             let len = pending.len();
-            match stream.write(pending) {
+            let written = stream.write(pending);
+            if stream.has_unsent() {
+                // TLS holds records the socket did not take: they leave on the writable event.
+                let _ = stream.flush();
+            }
+            match written {
                 Ok(n) => {
                     self.core.tcp_written(id, n);
                     if n == len {
@@ -175,7 +193,11 @@ impl<H: Hooks> NetServer<H> {
             return;
         };
         let mut stream = match conn.link {
-            Link::Tcp(stream) => stream,
+            Link::Tcp(mut stream) => {
+                let _ = stream.flush();
+                stream.close_notify();
+                stream
+            }
             Link::Ws(mut ws) => {
                 // The reason rides the WebSocket close frame as 4000 + the moonrt code
                 // (PROTOCOL.md sections 12 and 13): a sessionserver client has no CLOSE frame to
@@ -186,7 +208,9 @@ impl<H: Hooks> NetServer<H> {
                 });
                 let _ = ws.close(frame);
                 let _ = ws.flush();
-                ws.into_inner()
+                let mut stream = ws.into_inner();
+                stream.close_notify();
+                stream
             }
             // Closing the socket ends the upgrade; there is nothing to say on it.
             Link::WsHandshake(_) => return,
@@ -198,7 +222,8 @@ impl<H: Hooks> NetServer<H> {
                 _ => break,
             }
         }
-        let _ = stream.shutdown(Shutdown::Write);
-        let _ = self.poll.registry().deregister(&mut stream);
+        let socket = stream.socket();
+        let _ = socket.shutdown(Shutdown::Write);
+        let _ = self.poll.registry().deregister(socket);
     }
 }

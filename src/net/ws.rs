@@ -14,15 +14,57 @@ use super::event_loop::{READ_BUDGET, Scratch};
 use super::{Link, NetServer};
 use crate::config::Config;
 use crate::core::{Code, ConnId, Hooks};
-use mio::net::TcpStream;
+use crate::tls::Stream;
+use std::cell::RefCell;
+use std::io::Write;
+use std::rc::Rc;
 use std::time::Instant;
-use tungstenite::handshake::server::{NoCallback, ServerHandshake};
+use tungstenite::handshake::server::{Callback, ErrorResponse, Request, Response, ServerHandshake};
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Error, HandshakeError, Message};
 
-/// An upgrade waiting for more bytes.
-pub(super) type MidHandshake =
-    tungstenite::handshake::MidHandshake<ServerHandshake<TcpStream, NoCallback>>;
+/// Where the upgrade request's credential is put when the request arrives.
+type CredentialSlot = Rc<RefCell<Option<String>>>;
+
+/// An upgrade waiting for more bytes, and where its request's credential will be.
+pub(super) struct Upgrade {
+    mid: tungstenite::handshake::MidHandshake<ServerHandshake<Stream, TakeCredential>>,
+    credential: CredentialSlot,
+}
+
+/// Reads the token or ticket off the upgrade request: the `token` (or `ticket`) query
+/// parameter, which browsers can set, or an `Authorization: Bearer` header.
+pub(super) struct TakeCredential(CredentialSlot);
+
+impl Callback for TakeCredential {
+    fn on_request(self, request: &Request, response: Response) -> Result<Response, ErrorResponse> {
+        *self.0.borrow_mut() = credential_of(request);
+        Ok(response)
+    }
+}
+
+fn credential_of(request: &Request) -> Option<String> {
+    let from_query = request.uri().query().and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "token" || k == "ticket")
+            .map(|(_, v)| v.into_owned())
+    });
+    from_query.or_else(|| {
+        let header = request.headers().get("authorization")?.to_str().ok()?;
+        let (scheme, value) = header.split_once(' ')?;
+        scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| value.trim().to_owned())
+    })
+}
+
+/// Starts the WebSocket upgrade on an accepted stream.
+pub(super) fn accept(stream: Stream, config: WebSocketConfig) -> Option<(Link, CredentialSlot)> {
+    let slot = CredentialSlot::default();
+    let result =
+        tungstenite::accept_hdr_with_config(stream, TakeCredential(slot.clone()), Some(config));
+    upgrade(result, slot.clone()).map(|link| (link, slot))
+}
 
 /// Buffer sizes and limits for WebSocket connections, from the config.
 pub(super) fn config(config: &Config) -> WebSocketConfig {
@@ -38,15 +80,19 @@ pub(super) fn config(config: &Config) -> WebSocketConfig {
 }
 
 /// What an upgrade step produced.
-pub(super) fn upgrade(
+fn upgrade(
     result: Result<
-        tungstenite::WebSocket<TcpStream>,
-        HandshakeError<ServerHandshake<TcpStream, NoCallback>>,
+        tungstenite::WebSocket<Stream>,
+        HandshakeError<ServerHandshake<Stream, TakeCredential>>,
     >,
+    credential: CredentialSlot,
 ) -> Option<Link> {
     match result {
         Ok(ws) => Some(Link::Ws(Box::new(ws))),
-        Err(HandshakeError::Interrupted(mid)) => Some(Link::WsHandshake(Some(Box::new(mid)))),
+        Err(HandshakeError::Interrupted(mid)) => Some(Link::WsHandshake(Some(Box::new(Upgrade {
+            mid,
+            credential,
+        })))),
         Err(HandshakeError::Failure(e)) => {
             log::debug!("WebSocket upgrade failed: {e}");
             None
@@ -63,15 +109,16 @@ impl<H: Hooks> NetServer<H> {
         let Link::WsHandshake(mid) = &mut conn.link else {
             return;
         };
-        let Some(mid) = mid.take() else {
+        let Some(up) = mid.take() else {
             return;
         };
-        match upgrade((*mid).handshake()) {
+        let Upgrade { mid, credential } = *up;
+        match upgrade(mid.handshake(), credential.clone()) {
             Some(link) => {
                 let open = matches!(link, Link::Ws(_));
                 conn.link = link;
                 if open {
-                    self.core.handle_ws_open(id);
+                    self.core.handle_ws_open(id, credential.take());
                     // Frames may have arrived with the upgrade request.
                     self.read_ws(now, id, s);
                 }
@@ -113,7 +160,9 @@ impl<H: Hooks> NetServer<H> {
                 // tungstenite queues the pong itself; send it now.
                 Ok(Message::Ping(_)) => {
                     let _ = ws.flush();
+                    self.core.handle_ws_pong(now, id);
                 }
+                Ok(Message::Pong(_)) => self.core.handle_ws_pong(now, id),
                 Ok(_) => {}
                 Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(Error::Capacity(e)) => {
@@ -142,6 +191,11 @@ impl<H: Hooks> NetServer<H> {
             return;
         };
         let mut failed = None;
+        if self.core.take_ws_ping(id)
+            && let Err(e) = queued(ws.write(Message::Ping(Default::default())))
+        {
+            failed = Some(e);
+        }
         for text in self.core.json_pending(id) {
             if let Err(e) = queued(ws.write(Message::text(text))) {
                 failed = Some(e);
@@ -186,12 +240,16 @@ impl<H: Hooks> NetServer<H> {
         }
     }
 
-    /// The socket drained: send what tungstenite queued.
-    pub(super) fn ws_writable(&mut self, id: ConnId) {
-        if let Some(conn) = self.conn_mut(id)
-            && let Link::Ws(ws) = &mut conn.link
-        {
-            let _ = ws.flush();
+    /// The socket drained: send what tungstenite (or TLS) queued.
+    pub(super) fn writable(&mut self, id: ConnId) {
+        match self.conn_mut(id).map(|c| &mut c.link) {
+            Some(Link::Ws(ws)) => {
+                let _ = ws.flush();
+            }
+            Some(Link::Tcp(stream)) => {
+                let _ = stream.flush();
+            }
+            _ => {}
         }
     }
 }

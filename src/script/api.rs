@@ -359,6 +359,11 @@ pub(crate) fn install(lua: &Lua, setup: &Setup<'_>) -> mlua::Result<Table> {
     let session = lua.create_table()?;
     session.set("id", session_id)?;
     session.set("name", session_name)?;
+    let params = match setup.params {
+        Some(params) => mlua::LuaSerdeExt::to_value(lua, params)?,
+        None => Value::Table(lua.create_table()?),
+    };
+    session.set("params", params)?;
     session.set("data", lua.create_table()?)?;
     session.set("props", "")?;
     // The host reads and writes it from here, never through globals the script may replace.

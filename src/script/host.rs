@@ -47,6 +47,7 @@ impl LuaHooks {
         let mut ctx = process_ctx(&mut outbox);
         let setup = Setup {
             name: "",
+            params: None,
             server_id: &server_id,
             process: None,
         };
@@ -151,6 +152,7 @@ impl LuaHooks {
         let ctx = process_ctx(&mut outbox);
         let setup = Setup {
             name: "",
+            params: None,
             server_id: &self.server_id,
             process: self.process_data.as_ref(),
         };
@@ -197,6 +199,7 @@ pub fn check(source: &ScriptSource, config: &ScriptConfig) -> Result<Vec<String>
     let source = Rc::new(source.clone());
     let setup = Setup {
         name: "",
+        params: None,
         server_id: "check",
         process: None,
     };
@@ -228,9 +231,15 @@ fn process_ctx(outbox: &mut crate::core::Outbox) -> Ctx<'_> {
 }
 
 impl Hooks for LuaHooks {
-    fn session_started(&mut self, ctx: &mut Ctx<'_>, name: &str) -> Result<(), String> {
+    fn session_started(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        name: &str,
+        params: Option<&serde_json::Value>,
+    ) -> Result<(), String> {
         let setup = Setup {
             name,
+            params,
             server_id: &self.server_id,
             process: self.process_data.as_ref(),
         };

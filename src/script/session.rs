@@ -34,6 +34,8 @@ pub(crate) struct SessionScript {
 pub(crate) struct Setup<'a> {
     /// The session's name (`rt.session.name`).
     pub name: &'a str,
+    /// `rt.session.params`: the creation parameters of the ticket that created the session.
+    pub params: Option<&'a serde_json::Value>,
     /// `rt.server_id`.
     pub server_id: &'a str,
     /// What the process-wide `on_process_start` returned, shared read-only as `rt.process`.
@@ -298,6 +300,11 @@ impl SessionScript {
         player.set("peer", info.peer.0)?;
         player.set("id", info.player_id)?;
         player.set("name", info.name)?;
+        let claims = match info.claims {
+            Some(claims) => mlua::LuaSerdeExt::to_value(&self.lua, claims)?,
+            None => Value::Table(self.lua.create_table()?),
+        };
+        player.set("claims", claims)?;
         player.set("udp", false)?;
         player.set("props", "")?;
         player.set("data", self.lua.create_table()?)?;

@@ -19,6 +19,10 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub udp: Option<SocketAddr>,
     pub ws: Option<SocketAddr>,
+    /// The TLS listener for native clients, if `tls.listen` is set.
+    pub tls: Option<SocketAddr>,
+    /// The `wss://` listener, if `tls.ws_listen` is set.
+    pub wss: Option<SocketAddr>,
     handle: ServerHandle,
     thread: Option<JoinHandle<Stats>>,
 }
@@ -63,16 +67,19 @@ impl TestServer {
                 server.local_addr(),
                 server.udp_addr(),
                 server.ws_addr(),
+                (server.tls_addr(), server.wss_addr()),
                 server.handle(),
             ))
             .unwrap();
             server.run().expect("event loop")
         });
-        let (addr, udp, ws, handle) = rx.recv().expect("server started");
+        let (addr, udp, ws, (tls, wss), handle) = rx.recv().expect("server started");
         TestServer {
             addr,
             udp,
             ws,
+            tls,
+            wss,
             handle,
             thread: Some(thread),
         }
