@@ -7,8 +7,9 @@
 ---A player in the session.
 ---@class rt.Player
 ---@field peer integer      Peer id in the session (1-65535).
----@field id string         The game's id for the player from HELLO (may be empty).
----@field name string       Display name from HELLO.
+---@field id string         The player's id: the join ticket's verified `sub`, or what HELLO claimed (may be empty).
+---@field name string       Display name (the ticket's `name`, else HELLO's).
+---@field claims table      Every claim of the join ticket that admitted the player ({} without tickets).
 ---@field udp boolean       Whether the player's UDP channel is bound.
 ---@field props string      Custom properties as clients see them (SET_PLAYER_PROPS).
 ---@field data table        Per-player data, yours to fill; lives as long as the player.
@@ -39,6 +40,7 @@
 ---@class rt.Session
 ---@field id integer    Session id (what clients join by).
 ---@field name string   Session name ("" if unnamed).
+---@field params table  Creation parameters: the `params` claim of the ticket that created the session ({} if none).
 ---@field data table    Session data shared by all callbacks; yours to fill.
 ---@field props string  Session properties as clients see them (SET_SESSION_PROPS).
 

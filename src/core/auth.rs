@@ -147,7 +147,6 @@ impl Auth {
         })
     }
 
-
     /// Checks a connection's credential (HELLO's `token`, or the sessionserver upgrade's) at
     /// `now_s` seconds since the Unix epoch.
     pub fn check(&self, credential: &str, now_s: u64) -> Result<Grant, (Code, String)> {
