@@ -48,6 +48,18 @@ fn tamper(t: &str) -> String {
     String::from_utf8(bytes).unwrap()
 }
 
+/// A well-formed ticket signed with another key than the server's.
+fn forged(player: &str, session: &str) -> String {
+    let mut other = ticket_config();
+    other.auth.ticket_key = "another-secret-another-secret-another".into();
+    moonrt::core::auth::mint(
+        &other,
+        None,
+        &json!({"sub": player, "session": session, "exp": now() + 60}),
+    )
+    .unwrap()
+}
+
 /// The REJECT code a native TCP client gets.
 fn tcp_refusal(server: &TestServer, connect: Connect) -> (u16, String) {
     match Client::connect(server.addr, connect) {
@@ -334,6 +346,10 @@ fn tickets_are_checked_on_native_websocket_connections_in_hello_or_the_upgrade_u
         ws_hello(&server, "", room, &tampered),
         Err(Code::InvalidTicket.as_u16())
     );
+    assert_eq!(
+        ws_hello(&server, "", room, &forged("w1", "arena")),
+        Err(Code::InvalidTicket.as_u16())
+    );
 }
 
 #[test]
@@ -354,12 +370,16 @@ fn sessionserver_connections_carry_their_ticket_on_the_upgrade_url() {
     let mut ws = json_client(&server, &format!("?ticket={}", tamper(&any)));
     ws.send(Message::text(create)).unwrap();
     assert_eq!(close_status(&mut ws), 4000 + Code::InvalidTicket.as_u16());
+    // Signed with another key: 4017.
+    let mut ws = json_client(&server, &format!("?ticket={}", forged("j1", "*")));
+    ws.send(Message::text(create)).unwrap();
+    assert_eq!(close_status(&mut ws), 4000 + Code::InvalidTicket.as_u16());
     // A good one: the package's answer, unchanged.
     let mut a = json_client(&server, &format!("?token={any}"));
     a.send(Message::text(create)).unwrap();
     assert_eq!(
         next_text(&mut a),
-        r#"{"command":"sessionJoin","error":0,"sessionID":0,"playerID":3,"session":{},"player":{}}"#
+        r#"{"command":"sessionJoin","error":0,"sessionID":0,"playerID":4,"session":{},"player":{}}"#
     );
     // A ticket for sessionserver session 5 cannot join session 0: 4019.
     let for_five = ticket(json!({"sub": "j2", "session_id": 5, "exp": now() + 60}));

@@ -31,6 +31,8 @@ pub struct Ticket {
     pub name: Option<String>,
     /// `params`: the session's creation parameters, used if this ticket creates the session.
     pub params: Option<Value>,
+    /// `exp`: when it expires, seconds since the Unix epoch (with the tolerated clock skew).
+    pub expires: u64,
     /// Every claim of the ticket, for the script (`player.claims`).
     pub claims: Value,
 }
@@ -111,6 +113,19 @@ impl Auth {
             AuthMode::Token => Auth::Token(config.auth_token().to_owned()),
             AuthMode::Ticket => {
                 let (key, algorithm) = match a.ticket_algorithm {
+                    // An empty secret would accept tickets anyone can sign: refuse to run.
+                    TicketAlgorithm::HS256 if a.ticket_key.len() < 32 => {
+                        return Err(format!(
+                            "auth.ticket_key: an HS256 secret must be at least 32 bytes (it is \
+                             {}{})",
+                            a.ticket_key.len(),
+                            if a.ticket_key_file.is_empty() {
+                                ""
+                            } else {
+                                "; auth.ticket_key_file is read by the moonrt binary at start"
+                            }
+                        ));
+                    }
                     TicketAlgorithm::HS256 => (
                         DecodingKey::from_secret(a.ticket_key.as_bytes()),
                         Algorithm::HS256,
@@ -262,6 +277,11 @@ fn verify(
         )));
     }
     let session = match (text("session")?, number("session_id")?) {
+        (Some(s), None) if s.is_empty() => {
+            return Err(invalid(
+                "the ticket's \"session\" is empty: give a name, or \"*\" for any".into(),
+            ));
+        }
         (Some(s), None) if s == "*" => TicketSession::Any,
         (Some(s), None) => TicketSession::Name(s),
         (None, Some(id)) => TicketSession::Id(id),
@@ -288,6 +308,7 @@ fn verify(
         session,
         name,
         params,
+        expires: exp.saturating_add(skew_s),
         claims,
     })
 }
@@ -441,11 +462,23 @@ mod tests {
             json!({"sub": "p1", "exp": NOW + 60}),
             json!({"sub": "p1", "session": "*"}),
             json!({"sub": "p1", "exp": NOW + 60, "session": "a", "session_id": 3}),
+            json!({"sub": "p1", "exp": NOW + 60, "session": ""}),
             json!({"sub": 5, "exp": NOW + 60, "session": "*"}),
         ] {
             let err = auth().check(&mint(claims.clone()), NOW).unwrap_err();
             assert_eq!(err.0, Code::InvalidTicket, "{claims}: {}", err.1);
         }
+    }
+
+    #[test]
+    fn a_short_or_missing_hs256_secret_is_refused_at_start() {
+        let mut c = Config::default();
+        c.auth.mode = AuthMode::Ticket;
+        c.auth.ticket_key_file = "/run/secrets/ticket".into();
+        let err = Auth::from_config(&c).unwrap_err();
+        assert!(err.contains("at least 32 bytes"), "{err}");
+        c.auth.ticket_key = "short".into();
+        assert!(Auth::from_config(&c).is_err());
     }
 
     #[test]

@@ -863,16 +863,17 @@ impl<H: Hooks> Server<H> {
         self.after_input(now);
     }
 
-    /// Starts watching a connection for silence.
+    /// Starts watching a connection for silence. One timer per connection: the check
+    /// reschedules itself (at the ping time, then the deadline, for a sessionserver connection).
     pub(crate) fn schedule_idle(&mut self, now: Instant, id: ConnId, serial: u64) {
+        let json = self.conns.get(id).is_some_and(|c| c.json);
+        let first = if json {
+            self.config.idle_timeout() / 3
+        } else {
+            self.config.idle_timeout()
+        };
         self.timers
-            .schedule(now + self.config.idle_timeout(), TimerKey::Idle(id, serial));
-        if self.conns.get(id).is_some_and(|c| c.json) {
-            self.timers.schedule(
-                now + self.config.idle_timeout() / 3,
-                TimerKey::Idle(id, serial),
-            );
-        }
+            .schedule(now + first, TimerKey::Idle(id, serial));
     }
 
     /// A connection's idle check: closed after `idle_timeout_ms` with nothing received. A

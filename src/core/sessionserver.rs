@@ -299,14 +299,25 @@ impl<H: Hooks> Server<H> {
         let Some(ticket) = self.conns.get(id).and_then(|c| c.ticket.as_deref()) else {
             return true;
         };
+        let expired = ticket.expires < self.clock.wall_us(now) / 1_000_000;
         let ok = match (&ticket.session, public) {
             (TicketSession::Any, _) => true,
             (TicketSession::Id(allowed), Some(public)) => *allowed == public,
             _ => false,
         };
+        let wrong = ticket.wrong_session();
+        // The connection may have outlived its ticket: each join checks it again.
+        if expired {
+            self.close(
+                now,
+                id,
+                Code::TicketExpired,
+                "the ticket expired; connect again with a new one",
+            );
+            return false;
+        }
         if !ok {
-            let (code, why) = ticket.wrong_session();
-            self.close(now, id, code, &why);
+            self.close(now, id, wrong.0, &wrong.1);
         }
         ok
     }
