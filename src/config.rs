@@ -22,6 +22,19 @@ pub struct Config {
     pub auth: AuthConfig,
     /// TLS listeners (`tls://` for native clients, `wss://` for browsers).
     pub tls: TlsConfig,
+    /// The admin HTTP listener: health, metrics, sessions API, drain, dashboard.
+    pub admin: AdminConfig,
+}
+
+/// `[admin]`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Address of the admin HTTP listener; empty: off.
+    pub listen: String,
+    /// If not empty, every admin request but `/healthz` and `/readyz` must carry it
+    /// (`Authorization: Bearer`).
+    pub token: String,
 }
 
 /// `[auth]`.
@@ -430,6 +443,7 @@ impl Config {
         )?;
         self.validate_auth()?;
         self.validate_tls()?;
+        self.validate_admin()?;
         check(
             (1..=u16::MAX as usize - 1).contains(&self.sessions.max_players),
             "sessions.max_players",
@@ -481,6 +495,39 @@ impl Config {
                 "auth.ticket_key",
                 "an HS256 secret must be at least 32 bytes (e.g. `openssl rand -hex 32`)",
             );
+        }
+        Ok(())
+    }
+
+    fn validate_admin(&self) -> Result<(), ConfigError> {
+        let listen = &self.admin.listen;
+        if listen.is_empty() {
+            return Ok(());
+        }
+        let Ok(addr) = listen.parse::<SocketAddr>() else {
+            return Err(ConfigError::Invalid {
+                key: "admin.listen",
+                problem: format!(
+                    "must be an address like 127.0.0.1:9090, or empty (got {listen:?})"
+                ),
+            });
+        };
+        let game = [
+            Some(self.server.listen),
+            self.server.ws_listen.parse().ok(),
+            self.tls.listen.parse().ok(),
+            self.tls.ws_listen.parse().ok(),
+        ];
+        if addr.port() != 0
+            && game
+                .iter()
+                .flatten()
+                .any(|g: &SocketAddr| g.port() == addr.port())
+        {
+            return Err(ConfigError::Invalid {
+                key: "admin.listen",
+                problem: format!("must not share a port with a game listener (got {listen:?})"),
+            });
         }
         Ok(())
     }
@@ -571,9 +618,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn shipped_config_toml_parses_to_the_defaults() {
+    fn shipped_config_toml_parses_to_the_defaults_but_turns_on_the_local_admin_listener() {
         let shipped = include_str!("../config.toml");
-        assert_eq!(Config::from_toml(shipped).unwrap(), Config::default());
+        let mut expected = Config::default();
+        assert_eq!(expected.admin.listen, "", "off unless configured");
+        expected.admin.listen = "127.0.0.1:9090".into();
+        assert_eq!(Config::from_toml(shipped).unwrap(), expected);
     }
 
     #[test]

@@ -40,6 +40,7 @@ pub mod client;
 pub mod config;
 pub mod core;
 pub mod net;
+pub mod ops;
 pub mod rtdata;
 pub mod script;
 pub mod tls;

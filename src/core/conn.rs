@@ -7,6 +7,32 @@ use slab::Slab;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+/// How a connection reached the server (for the admin listener; the core treats all alike).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Transport {
+    /// Native frames on plain TCP.
+    #[default]
+    Tcp,
+    /// Native frames in TLS.
+    Tls,
+    /// WebSocket on plain TCP.
+    Ws,
+    /// WebSocket in TLS (`wss://`).
+    Wss,
+}
+
+impl Transport {
+    /// Its name in metrics and the admin API.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
+            Transport::Ws => "ws",
+            Transport::Wss => "wss",
+        }
+    }
+}
+
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Phase {
@@ -109,6 +135,8 @@ pub(crate) struct Conn {
     pub upgrade_credential: Option<String>,
     /// The ticket that admitted a sessionserver connection (native ones are checked per HELLO).
     pub ticket: Option<Box<super::auth::Ticket>>,
+    /// How it reached the server.
+    pub transport: Transport,
     /// The transport should send a WebSocket ping (a quiet sessionserver connection is asked
     /// for a pong before its idle timeout).
     pub ws_ping: bool,
@@ -186,6 +214,7 @@ impl ConnTable {
             upgrade_credential: None,
             ticket: None,
             ws_ping: false,
+            transport: Transport::Tcp,
             queued: false,
             overflowed: false,
         });
@@ -208,6 +237,11 @@ impl ConnTable {
     /// Number of connections, closing ones included.
     pub(crate) fn len(&self) -> usize {
         self.slab.len()
+    }
+
+    /// Every connection.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Conn> {
+        self.slab.iter().map(|(_, c)| c)
     }
 
     /// Every connection id.

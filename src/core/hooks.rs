@@ -161,6 +161,29 @@ pub struct PlayerInfo<'a> {
     pub claims: Option<&'a serde_json::Value>,
 }
 
+/// What session logic reports about itself (for `/metrics` and the admin API).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogicStatus {
+    /// The script generation new sessions start with (0: no script).
+    pub generation: u64,
+    /// Whether the last reload made a new generation current (`None`: no reload yet, or it
+    /// found nothing changed).
+    pub last_reload_ok: Option<bool>,
+    /// Errors raised in callbacks since start.
+    pub errors: u64,
+    /// Bytes used by every session's Lua state together.
+    pub memory_bytes: u64,
+}
+
+/// What session logic reports about one session.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionLogic {
+    /// The script generation the session runs.
+    pub generation: u64,
+    /// Bytes its Lua state uses.
+    pub memory_bytes: u64,
+}
+
 /// Session logic called by the core. Every method has a do-nothing default.
 pub trait Hooks {
     /// A session was created (before its first player joins), with the creation parameters of
@@ -250,6 +273,16 @@ pub trait Hooks {
     /// Whether the logic considers the process healthy (for health checks).
     fn healthy(&mut self) -> bool {
         true
+    }
+
+    /// The logic's state as a whole, for metrics.
+    fn status(&self) -> LogicStatus {
+        LogicStatus::default()
+    }
+
+    /// One session's logic, for the admin API.
+    fn session_status(&self, _session: SessionId) -> Option<SessionLogic> {
+        None
     }
 }
 

@@ -16,7 +16,7 @@ impl PeerId {
     pub const SERVER: PeerId = PeerId(0);
 }
 
-/// A session's id, unique in the process for its lifetime (never reused).
+/// A session's id, unique among the live sessions of the process (random by default).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionId(pub u64);
 

@@ -14,6 +14,7 @@ pub mod ids;
 mod js_json;
 mod outbuf;
 mod props;
+mod report;
 mod router;
 mod server;
 mod session;
@@ -26,8 +27,10 @@ mod udp;
 mod tests;
 
 pub use codes::Code;
+pub use conn::Transport;
 pub use hooks::{
-    Command, Ctx, Hooks, NoScript, Outbox, PlayerInfo, PropsScope, SendTarget, Verdict,
+    Command, Ctx, Hooks, LogicStatus, NoScript, Outbox, PlayerInfo, PropsScope, SendTarget,
+    SessionLogic, Verdict,
 };
 pub use ids::{ConnId, GroupId, PeerId, SessionId};
 pub use server::{Event, Server, WallClock};

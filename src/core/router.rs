@@ -138,6 +138,8 @@ impl<H: Hooks> Server<H> {
             }
             Target::Server => to_server = true,
         }
+        session.messages.set(session.messages.get() + 1);
+        session.deliveries.set(session.deliveries.get() + delivered);
         self.stats.deliveries += delivered;
         self.stats.deliveries_dropped += dropped;
         if to_server && sender != PeerId::SERVER {

@@ -74,6 +74,8 @@ pub struct Server<H: Hooks> {
     pub(crate) stats: Stats,
     pub(crate) clock: WallClock,
     shutting_down: bool,
+    /// Draining: no new sessions; running ones go on until they end.
+    draining: bool,
     /// Total time the loop reported itself stalled; rate limits forgive it (see `RateLimit`).
     pub(crate) stall_credit: Duration,
     /// How the most recently ended session ended, so a join that ended it can say why.
@@ -107,6 +109,7 @@ impl<H: Hooks> Server<H> {
             stats: Stats::default(),
             clock,
             shutting_down: false,
+            draining: false,
             stall_credit: Duration::ZERO,
             last_end: None,
             ss: Default::default(),
@@ -143,6 +146,39 @@ impl<H: Hooks> Server<H> {
     /// Whether a connection is closing or gone (the transport stops reading it).
     pub fn is_closing(&self, id: ConnId) -> bool {
         self.conns.get(id).is_none_or(|c| c.phase == Phase::Closing)
+    }
+
+    /// Whether [`Server::begin_drain`] was called.
+    pub fn is_draining(&self) -> bool {
+        self.draining
+    }
+
+    /// Starts a drain: no new sessions (creating one gets REJECT 22, "draining"); running
+    /// sessions, and players joining them, go on until the sessions end. The transport stops
+    /// the process once [`Server::session_count`] is 0.
+    pub fn begin_drain(&mut self) {
+        if !self.draining {
+            self.draining = true;
+            log::info!(
+                "draining: no new sessions; {} running session(s) go on until they end",
+                self.sessions.len()
+            );
+            crate::ops::journal::push(
+                crate::ops::journal::Kind::Drain,
+                None,
+                &format!(
+                    "drain started with {} session(s) running",
+                    self.sessions.len()
+                ),
+            );
+        }
+    }
+
+    /// Records how a connection reached the server (for metrics and the admin API).
+    pub fn set_transport(&mut self, id: ConnId, transport: super::conn::Transport) {
+        if let Some(conn) = self.conns.get_mut(id) {
+            conn.transport = transport;
+        }
     }
 
     /// Whether [`Server::begin_shutdown`] was called.
@@ -198,6 +234,7 @@ impl<H: Hooks> Server<H> {
             return;
         }
         conn.last_rx = now;
+        self.stats.bytes_in += bytes.len() as u64;
         let mut partial = std::mem::take(&mut conn.rx_partial);
         if partial.is_empty() {
             // Common case: parse frames straight from the transport's read buffer.
@@ -621,6 +658,14 @@ impl<H: Hooks> Server<H> {
         name: &str,
         params: Option<&serde_json::Value>,
     ) -> Result<SessionId, (Code, String)> {
+        if self.draining {
+            return Err((
+                Code::ShuttingDown,
+                "the server is draining for a restart: it takes no new sessions; try another \
+                 server"
+                    .into(),
+            ));
+        }
         let max = self.config.server.max_sessions;
         if self.sessions.len() >= max {
             return Err((
@@ -629,7 +674,9 @@ impl<H: Hooks> Server<H> {
             ));
         }
         let sid = self.new_session_id();
-        self.sessions.insert(sid, Session::new(name.to_owned()));
+        let mut session = Session::new(name.to_owned());
+        session.created = Some(now);
+        self.sessions.insert(sid, session);
         if !name.is_empty() {
             self.session_names.insert(name.to_owned(), sid);
         }
@@ -735,6 +782,11 @@ impl<H: Hooks> Server<H> {
                 message,
             },
         };
+        let by_code = match was {
+            Phase::Joined { .. } => &mut self.stats.closes,
+            _ => &mut self.stats.rejects,
+        };
+        *by_code.entry(code.as_u16()).or_default() += 1;
         self.conns.send_final(id, |buf| frame.encode(buf));
         self.events.push_back(Event::Close(id));
         if !player_id.is_empty() && self.players.get(&player_id) == Some(&id) {
@@ -985,6 +1037,7 @@ impl<H: Hooks> Server<H> {
     /// A backlog still past `max_output_buffer_bytes` after the write marks a slow reader, closed
     /// on the next input or timeout.
     pub fn tcp_written(&mut self, id: ConnId, n: usize) {
+        self.stats.bytes_out += n as u64;
         if let Some(conn) = self.conns.get_mut(id) {
             conn.tcp_out.consume(n);
             if conn.tcp_out.len() > 0 {
@@ -1007,6 +1060,8 @@ impl<H: Hooks> Server<H> {
     /// `all_done`, gave up on the rest (unreliable traffic is not retried forever).
     pub fn udp_sent(&mut self, id: ConnId, count: usize, all_done: bool) {
         if let Some(conn) = self.conns.get_mut(id) {
+            let sent: usize = conn.udp_out.datagrams().take(count).map(<[u8]>::len).sum();
+            self.stats.bytes_out += sent as u64;
             conn.udp_out
                 .consume(if all_done { usize::MAX } else { count });
             if !conn.udp_out.is_empty() {

@@ -1,7 +1,9 @@
 //! A session (room): its members with their peer ids, and its groups.
 
 use super::ids::{ConnId, PeerId};
+use std::cell::Cell;
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 /// A player in a session.
 #[derive(Debug, Clone)]
@@ -41,6 +43,13 @@ pub(crate) struct Session {
     pub props_by: u16,
     /// For a sessionserver session: its data, player format and player order.
     pub json: Option<Box<super::sessionserver::JsonSession>>,
+    /// When it was created.
+    pub created: Option<Instant>,
+    /// DATA messages routed in it (players' and the script's). A `Cell` so routing counts while
+    /// it holds the session borrowed.
+    pub messages: Cell<u64>,
+    /// Deliveries queued to its players.
+    pub deliveries: Cell<u64>,
 }
 
 impl Session {
@@ -56,7 +65,15 @@ impl Session {
             props: Vec::new(),
             props_by: 0,
             json: None,
+            created: None,
+            messages: Cell::new(0),
+            deliveries: Cell::new(0),
         }
+    }
+
+    /// Groups and their members, by group id.
+    pub(crate) fn groups(&self) -> impl Iterator<Item = (u16, &[(PeerId, ConnId)])> {
+        self.groups.iter().map(|(g, m)| (*g, &m[..]))
     }
 
     /// Members, sorted by peer id.

@@ -161,6 +161,7 @@ impl<H: Hooks> Server<H> {
 
     /// A WebSocket text message: a sessionserver command.
     pub fn handle_text(&mut self, now: Instant, id: ConnId, text: &str) {
+        self.stats.bytes_in += text.len() as u64;
         self.text_command(now, id, text);
         self.after_input(now);
     }

@@ -1,8 +1,18 @@
-//! Counters the core keeps, for logs, tests and a later admin endpoint.
+//! Counters the core keeps, for logs, tests and the admin listener's `/metrics`.
+
+use std::collections::BTreeMap;
 
 /// Monotonic counters since the server started.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Stats {
+    /// Bytes received from clients (TCP and WebSocket streams after TLS, UDP datagrams).
+    pub bytes_in: u64,
+    /// Bytes sent to clients (written to streams before TLS, UDP datagrams).
+    pub bytes_out: u64,
+    /// REJECTs sent, by code.
+    pub rejects: BTreeMap<u16, u64>,
+    /// Connections closed after WELCOME, by code (CLOSE sent, or the connection lost: 26).
+    pub closes: BTreeMap<u16, u64>,
     /// TCP connections accepted by the transport.
     pub connections_accepted: u64,
     /// Connections refused because `max_connections` was reached.

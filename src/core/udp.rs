@@ -15,6 +15,7 @@ impl<H: Hooks> Server<H> {
     /// A UDP datagram arrived from `from`.
     pub fn handle_udp_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
         self.stats.udp_in += 1;
+        self.stats.bytes_in += datagram.len() as u64;
         if datagram.len() <= UDP_HEADER {
             self.stats.udp_dropped_malformed += 1;
             return;

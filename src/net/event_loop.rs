@@ -69,7 +69,10 @@ impl<H: Hooks> NetServer<H> {
                             s.udp_carry = true;
                         }
                     }
-                    WAKER => self.core.hooks_mut().woken(),
+                    WAKER => {
+                        self.core.hooks_mut().woken();
+                        self.answer_admin(now);
+                    }
                     SIGNALS => self.read_signals(),
                     token => {
                         let id = ConnId((token.0 - FIRST_CONN) as u32);
@@ -88,6 +91,13 @@ impl<H: Hooks> NetServer<H> {
             }
             if s.udp_carry {
                 s.udp_carry = self.read_udp(now, &mut s.read);
+            }
+            if self.core.is_draining()
+                && self.core.session_count() == 0
+                && !self.stop.load(Ordering::SeqCst)
+            {
+                log::info!("drained: the last session ended; stopping");
+                self.stop.store(true, Ordering::SeqCst);
             }
             if self.stop.load(Ordering::SeqCst) && stop_deadline.is_none() {
                 log::info!(
@@ -120,6 +130,7 @@ impl<H: Hooks> NetServer<H> {
             }
             self.finish_closing(now, &mut s, stop_deadline);
             let took = now.elapsed();
+            crate::ops::metrics::LOOP_TURN.record(took);
             if took >= STALL {
                 // Nothing was read meanwhile: what clients sent arrives next turn in a burst.
                 self.core.handle_loop_stall(took);
@@ -152,7 +163,7 @@ impl<H: Hooks> NetServer<H> {
     }
 
     fn read_signals(&mut self) {
-        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR2};
         let Some(signals) = self.signals.as_mut() else {
             return;
         };
@@ -161,6 +172,10 @@ impl<H: Hooks> NetServer<H> {
                 SIGINT | SIGTERM => {
                     log::info!("received signal {signal}: stopping gracefully");
                     self.stop.store(true, Ordering::SeqCst);
+                }
+                SIGUSR2 => {
+                    log::info!("received SIGUSR2: draining");
+                    self.core.begin_drain();
                 }
                 SIGHUP => {
                     log::info!("received SIGHUP: reloading the script and TLS certificate");

@@ -9,6 +9,7 @@
 //! sends datagrams. Each listener (TCP, WebSocket, TLS, `wss://`) hands its connections a
 //! [`crate::tls::Stream`], plain or TLS, so everything past the accept is the same code.
 
+mod admin;
 mod event_loop;
 mod tcp;
 mod udp;
@@ -120,6 +121,10 @@ pub struct NetServer<H: Hooks> {
     tls_addr: Option<SocketAddr>,
     wss_addr: Option<SocketAddr>,
     grace_ms: u64,
+    /// The admin listener's channel, if `[admin] listen` is set.
+    admin: Option<crate::ops::Admin>,
+    /// `rt.server_id`'s value, shown by the dashboard.
+    server_id: String,
 }
 
 /// Binds an optional listener from a config address (empty: off) and registers it.
@@ -209,6 +214,25 @@ impl<H: Hooks> NetServer<H> {
         )?;
         let ws_config = ws::config(&config);
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let admin = if config.admin.listen.is_empty() {
+            None
+        } else {
+            let addr: SocketAddr = config.admin.listen.parse().map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("admin.listen {:?}: {e}", config.admin.listen),
+                )
+            })?;
+            let waker = waker.clone();
+            Some(crate::ops::start(
+                addr,
+                config.admin.token.clone(),
+                move || {
+                    let _ = waker.wake();
+                },
+            )?)
+        };
+        let server_id = config.server_id();
         let clock = WallClock {
             at: Instant::now(),
             unix_us: SystemTime::now()
@@ -220,11 +244,12 @@ impl<H: Hooks> NetServer<H> {
         let udp_port = udp_addr.map(|a| a.port()).unwrap_or(0);
         let show = |a: Option<SocketAddr>| a.map_or("off".to_string(), |a| a.to_string());
         log::info!(
-            "listening tcp={tcp_addr} udp={} ws={} tls={} wss={}",
+            "listening tcp={tcp_addr} udp={} ws={} tls={} wss={} admin={}",
             show(udp_addr),
             show(ws_addr),
             show(tls_addr),
-            show(wss_addr)
+            show(wss_addr),
+            show(admin.as_ref().map(|a| a.addr))
         );
         Ok(NetServer {
             poll,
@@ -246,13 +271,16 @@ impl<H: Hooks> NetServer<H> {
             tls_addr,
             wss_addr,
             grace_ms,
+            admin,
+            server_id,
         })
     }
 
-    /// Stops gracefully on SIGINT or SIGTERM (for the binary; tests use [`NetServer::handle`]).
+    /// Stops gracefully on SIGINT or SIGTERM, reloads on SIGHUP, drains on SIGUSR2 (for the
+    /// binary; tests use [`NetServer::handle`]).
     pub fn handle_signals(&mut self) -> io::Result<()> {
-        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-        let mut signals = signal_hook_mio::v1_0::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR2};
+        let mut signals = signal_hook_mio::v1_0::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGUSR2])?;
         self.poll
             .registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
@@ -283,6 +311,11 @@ impl<H: Hooks> NetServer<H> {
     /// The `wss://` address actually bound, if on.
     pub fn wss_addr(&self) -> Option<SocketAddr> {
         self.wss_addr
+    }
+
+    /// The admin listener's address actually bound, if on.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|a| a.addr)
     }
 
     /// A handle to stop the server from another thread.

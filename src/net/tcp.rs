@@ -42,6 +42,15 @@ impl<H: Hooks> NetServer<H> {
             } else {
                 self.core.handle_accept(now, addr)
             };
+            self.core.set_transport(
+                id,
+                match door {
+                    Door::Tcp => crate::core::Transport::Tcp,
+                    Door::Ws => crate::core::Transport::Ws,
+                    Door::Tls => crate::core::Transport::Tls,
+                    Door::Wss => crate::core::Transport::Wss,
+                },
+            );
             let token = Token(FIRST_CONN + id.0 as usize);
             if let Err(e) = self.poll.registry().register(
                 &mut stream,

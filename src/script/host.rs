@@ -7,7 +7,10 @@ use super::source::ScriptSource;
 use super::watcher::Watcher;
 use crate::config::{Config, ScriptConfig};
 use crate::core::codec::Data;
-use crate::core::{Code, Ctx, Hooks, PeerId, PlayerInfo, PropsScope, SessionId, Verdict};
+use crate::core::{
+    Code, Ctx, Hooks, LogicStatus, PeerId, PlayerInfo, PropsScope, SessionId, SessionLogic, Verdict,
+};
+use crate::ops::journal;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -33,6 +36,8 @@ pub struct LuaHooks {
     watcher: Option<Watcher>,
     /// Log swaps prominently (`--dev`).
     dev: bool,
+    /// Whether the last reload that found a change made it current.
+    last_reload_ok: Option<bool>,
 }
 
 impl LuaHooks {
@@ -71,6 +76,7 @@ impl LuaHooks {
             past_errors: 0,
             watcher: None,
             dev: false,
+            last_reload_ok: None,
         })
     }
 
@@ -140,6 +146,8 @@ impl LuaHooks {
                     "script reload skipped, generation {} stays current: {e}",
                     self.current.generation
                 );
+                self.last_reload_ok = Some(false);
+                journal::push(journal::Kind::ReloadFailed, None, &e);
                 return Err(e);
             }
         };
@@ -163,6 +171,8 @@ impl LuaHooks {
                     "script reload failed, generation {} stays current: {e}",
                     self.current.generation
                 );
+                self.last_reload_ok = Some(false);
+                journal::push(journal::Kind::ReloadFailed, None, &e);
                 return Err(e);
             }
         }
@@ -181,6 +191,8 @@ impl LuaHooks {
         } else {
             log::info!("{line}");
         }
+        self.last_reload_ok = Some(true);
+        journal::push(journal::Kind::Reload, None, &line);
         Ok(true)
     }
 
@@ -338,6 +350,22 @@ impl Hooks for LuaHooks {
         let mut outbox = crate::core::Outbox::default();
         self.process
             .process_terminate(&mut process_ctx(&mut outbox));
+    }
+
+    fn status(&self) -> LogicStatus {
+        LogicStatus {
+            generation: self.current.generation,
+            last_reload_ok: self.last_reload_ok,
+            errors: self.error_count(),
+            memory_bytes: self.sessions.values().map(|s| s.memory() as u64).sum(),
+        }
+    }
+
+    fn session_status(&self, session: SessionId) -> Option<SessionLogic> {
+        self.sessions.get(&session).map(|s| SessionLogic {
+            generation: s.generation,
+            memory_bytes: s.memory() as u64,
+        })
     }
 
     fn healthy(&mut self) -> bool {

@@ -124,7 +124,9 @@ impl SessionScript {
             budget.reset(self.budget, self.time_limit);
         }
         crate::watchdog::enter_callback(ctx.session.0, what);
+        let started = std::time::Instant::now();
         let mut result = f(&self.lua, &self.callbacks);
+        crate::ops::metrics::CALLBACK.record(started.elapsed());
         crate::watchdog::leave_callback();
         // An overrun swallowed on the way out (by `load`'s reader, by `coroutine.resume`) still
         // ends the session: the limit was passed whoever caught the error.
@@ -179,11 +181,17 @@ impl SessionScript {
         } else {
             (self.on_error == OnError::EndSession, String::new())
         };
-        if why.is_empty() {
-            log::error!(target: &target, "error in {what}: {}", describe(e));
+        let line = if why.is_empty() {
+            format!("error in {what}: {}", describe(e))
         } else {
-            log::error!(target: &target, "{why}; ending the session");
-        }
+            format!("{why}; ending the session")
+        };
+        log::error!(target: &target, "{line}");
+        crate::ops::journal::push(
+            crate::ops::journal::Kind::ScriptError,
+            Some(ctx.session.0),
+            &line,
+        );
         if fatal {
             ctx.out.push(Command::EndSession {
                 session: ctx.session,
@@ -195,6 +203,11 @@ impl SessionScript {
                 },
             });
         }
+    }
+
+    /// Bytes the session's Lua state uses.
+    pub(crate) fn memory(&self) -> usize {
+        self.lua.used_memory()
     }
 
     fn players(&self) -> mlua::Result<Table> {

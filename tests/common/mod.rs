@@ -85,6 +85,19 @@ impl TestServer {
         }
     }
 
+    /// Waits for the server to stop by itself (after a drain, say); its final counters, or
+    /// `None` if it is still running after `wait`.
+    pub fn join_within(mut self, wait: Duration) -> Option<Stats> {
+        let deadline = std::time::Instant::now() + wait;
+        while !self.thread.as_ref()?.is_finished() {
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.thread.take()?.join().ok()
+    }
+
     /// Stops gracefully and returns the server's final counters.
     pub fn stop(mut self) -> Stats {
         self.handle.shutdown();

@@ -1,0 +1,240 @@
+//! Operations: the admin HTTP listener (health, readiness, Prometheus metrics, the sessions API,
+//! drain, and the live dashboard), the journal of recent events, and the metric primitives.
+//!
+//! The listener runs on its own thread (`tiny_http`, a maintained HTTP/1.1 server) and never
+//! touches server state: for anything but the static dashboard it sends an [`AdminRequest`] to
+//! the event loop, wakes it, and waits for the answer. The loop answers between two turns, so a
+//! slow or hostile HTTP client costs the game path nothing; a loop that does not answer within
+//! [`LOOP_ANSWER_TIMEOUT`] is reported unhealthy.
+//!
+//! Files: `journal.rs` (recent script errors, reloads, drains), `metrics.rs` (histograms and
+//! the exposition text), `dashboard.html` (the page, no build step).
+
+pub mod journal;
+pub mod metrics;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// How long the listener waits for the loop before answering 503.
+pub const LOOP_ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
+/// Requests waiting for the loop at most; more are answered 503 at once.
+const QUEUE: usize = 64;
+
+const DASHBOARD: &str = include_str!("dashboard.html");
+
+/// What the admin listener asks the loop for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminCall {
+    /// `GET /healthz`.
+    Health,
+    /// `GET /readyz`.
+    Ready,
+    /// `GET /metrics`.
+    Metrics,
+    /// `GET /api/sessions`.
+    Sessions,
+    /// `GET /api/sessions/{id}`.
+    Session(u64),
+    /// `POST /api/sessions/{id}/end`.
+    EndSession(u64),
+    /// `POST /api/reload`.
+    Reload,
+    /// `POST /api/drain`.
+    Drain,
+    /// `GET /api/overview`: counters, sessions and recent events, for the dashboard.
+    Overview,
+}
+
+/// An answer: HTTP status, content type, body.
+#[derive(Debug, Clone)]
+pub struct AdminReply {
+    /// HTTP status.
+    pub status: u16,
+    /// `Content-Type`.
+    pub content_type: &'static str,
+    /// Body.
+    pub body: String,
+}
+
+impl AdminReply {
+    /// A JSON answer.
+    pub fn json(status: u16, value: &serde_json::Value) -> AdminReply {
+        AdminReply {
+            status,
+            content_type: "application/json",
+            body: value.to_string(),
+        }
+    }
+
+    /// A JSON `{"error": ...}` answer.
+    pub fn error(status: u16, message: &str) -> AdminReply {
+        AdminReply::json(status, &serde_json::json!({ "error": message }))
+    }
+}
+
+/// One request for the loop to answer.
+pub struct AdminRequest {
+    /// What is asked.
+    pub call: AdminCall,
+    reply: mpsc::SyncSender<AdminReply>,
+}
+
+impl AdminRequest {
+    /// Sends the answer (the listener may have given up waiting: then nobody reads it).
+    pub fn answer(self, reply: AdminReply) {
+        let _ = self.reply.send(reply);
+    }
+}
+
+/// The running listener's address and the loop's end of its channel.
+pub struct Admin {
+    /// The address actually bound.
+    pub addr: SocketAddr,
+    /// Requests for the loop.
+    pub requests: mpsc::Receiver<AdminRequest>,
+}
+
+/// Binds the admin listener and starts its thread. `wake` wakes the event loop.
+pub fn start(
+    addr: SocketAddr,
+    token: String,
+    wake: impl Fn() + Send + 'static,
+) -> io::Result<Admin> {
+    let server = tiny_http::Server::http(addr).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::AddrInUse,
+            format!("binding admin listener on {addr} (admin.listen): {e}"),
+        )
+    })?;
+    let bound = server
+        .server_addr()
+        .to_ip()
+        .ok_or_else(|| io::Error::other("admin listener has no IP address"))?;
+    let (tx, rx) = mpsc::sync_channel(QUEUE);
+    std::thread::Builder::new()
+        .name("moonrt-admin".into())
+        .spawn(move || {
+            for request in server.incoming_requests() {
+                let reply = route(&request, &token, &tx, &wake);
+                respond(request, reply);
+            }
+        })?;
+    Ok(Admin {
+        addr: bound,
+        requests: rx,
+    })
+}
+
+fn respond(request: tiny_http::Request, reply: AdminReply) {
+    let header =
+        tiny_http::Header::from_bytes("Content-Type", reply.content_type).expect("a valid header");
+    let response = tiny_http::Response::from_string(reply.body)
+        .with_status_code(reply.status)
+        .with_header(header)
+        .with_header(
+            tiny_http::Header::from_bytes("Cache-Control", "no-store").expect("a valid header"),
+        );
+    let _ = request.respond(response);
+}
+
+/// Whether the request carries the admin token (`Authorization: Bearer`, or `?token=` so the
+/// dashboard can be opened from a link).
+fn authorized(request: &tiny_http::Request, token: &str) -> bool {
+    if token.is_empty() {
+        return true;
+    }
+    let header = request
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Authorization"))
+        .and_then(|h| h.value.as_str().strip_prefix("Bearer "))
+        .map(str::trim);
+    let query = request.url().split_once('?').and_then(|(_, q)| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "token")
+            .map(|(_, v)| v.into_owned())
+    });
+    let given = header.map(str::to_owned).or(query).unwrap_or_default();
+    given.len() == token.len()
+        && given
+            .bytes()
+            .zip(token.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+/// Maps a request to its answer: the dashboard here, everything else from the loop.
+fn route(
+    request: &tiny_http::Request,
+    token: &str,
+    loop_tx: &mpsc::SyncSender<AdminRequest>,
+    wake: &impl Fn(),
+) -> AdminReply {
+    use tiny_http::Method::{Get, Head, Post};
+    let path = request.url().split('?').next().unwrap_or("/");
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let method = request.method();
+    let get = matches!(method, Get | Head);
+    let post = matches!(method, Post);
+    // Probes need no token: they say only "up" or "down".
+    let call = match (segments.as_slice(), get, post) {
+        (["healthz"], true, _) => AdminCall::Health,
+        (["readyz"], true, _) => AdminCall::Ready,
+        _ if !authorized(request, token) => {
+            return AdminReply::error(401, "missing or wrong admin token (Authorization: Bearer)");
+        }
+        ([""], true, _) => {
+            return AdminReply {
+                status: 200,
+                content_type: "text/html; charset=utf-8",
+                body: DASHBOARD.to_owned(),
+            };
+        }
+        (["metrics"], true, _) => AdminCall::Metrics,
+        (["api", "overview"], true, _) => AdminCall::Overview,
+        (["api", "sessions"], true, _) => AdminCall::Sessions,
+        (["api", "sessions", id], true, _) => match id.parse() {
+            Ok(id) => AdminCall::Session(id),
+            Err(_) => return AdminReply::error(404, "no such session"),
+        },
+        (["api", "sessions", id, "end"], _, true) => match id.parse() {
+            Ok(id) => AdminCall::EndSession(id),
+            Err(_) => return AdminReply::error(404, "no such session"),
+        },
+        (["api", "reload"], _, true) => AdminCall::Reload,
+        (["api", "drain"], _, true) => AdminCall::Drain,
+        (["api", "sessions", _, "end"] | ["api", "reload"] | ["api", "drain"], _, false) => {
+            return AdminReply::error(405, "use POST");
+        }
+        _ => return AdminReply::error(404, "not found"),
+    };
+    ask_loop(call, loop_tx, wake)
+}
+
+fn ask_loop(
+    call: AdminCall,
+    loop_tx: &mpsc::SyncSender<AdminRequest>,
+    wake: &impl Fn(),
+) -> AdminReply {
+    let (reply_tx, reply_rx) = mpsc::sync_channel(1);
+    let health = call == AdminCall::Health;
+    let request = AdminRequest {
+        call,
+        reply: reply_tx,
+    };
+    if loop_tx.try_send(request).is_err() {
+        return AdminReply::error(503, "the event loop has too many admin requests waiting");
+    }
+    wake();
+    match reply_rx.recv_timeout(LOOP_ANSWER_TIMEOUT) {
+        Ok(reply) => reply,
+        Err(_) if health => AdminReply::json(
+            503,
+            &serde_json::json!({"status": "unhealthy", "reason": "the event loop did not answer within 2 s"}),
+        ),
+        Err(_) => AdminReply::error(503, "the event loop did not answer within 2 s"),
+    }
+}
