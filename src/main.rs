@@ -32,6 +32,16 @@ struct Cli {
     /// TCP listen address; overrides `server.listen`.
     #[arg(short, long)]
     listen: Option<SocketAddr>,
+    /// Log lines as text for people, or as one JSON object per line for log collectors
+    /// (`ts`, `level`, `target`, `msg`, and `session`/`peer` when the line is about one).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -77,8 +87,30 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
+    let mut logger =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    if cli.log_format == LogFormat::Json {
+        logger.format(|buf, record| {
+            use std::io::Write;
+            let msg = record.args().to_string();
+            let target = record.target();
+            let mut line = serde_json::json!({
+                "ts": buf.timestamp_millis().to_string(),
+                "level": record.level().as_str(),
+                "target": target,
+                "msg": msg,
+            });
+            // Lines about a session or a player name them as `session#N` / `peer#N`.
+            for (key, tag) in [("session", "session#"), ("peer", "peer#")] {
+                if let Some(n) = number_after(target, tag).or_else(|| number_after(&msg, tag)) {
+                    line[key] = n.into();
+                }
+            }
+            writeln!(buf, "{line}")
+        });
+    }
+    logger.init();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -226,6 +258,15 @@ fn serve<H: Hooks>(mut server: NetServer<H>) -> Result<(), String> {
         stats.deliveries
     );
     Ok(())
+}
+
+/// The number right after the first `tag` in `text` (`session#42` → 42).
+fn number_after(text: &str, tag: &str) -> Option<u64> {
+    let rest = &text[text.find(tag)? + tag.len()..];
+    let end = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
 }
 
 /// Reads `auth.ticket_key_file` into `auth.ticket_key` (a secret's trailing newline dropped).
