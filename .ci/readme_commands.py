@@ -161,6 +161,49 @@ def run_to_completion(command, expect=None, timeout=1800):
         raise RuntimeError(f"output lacks {expect!r}\n{out[-4000:]}")
 
 
+def smoke_demo(command):
+    """A static demo server: it must print its address and serve the demo page there."""
+    import urllib.request
+
+    proc = subprocess.Popen(
+        command,
+        shell=True,
+        cwd=ROOT,
+        env=dict(os.environ, PORT="0"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    lines = []
+    try:
+        deadline = time.time() + 600
+        base = None
+        for line in proc.stdout:
+            lines.append(line.rstrip("\n"))
+            m = re.search(r"demo at (http://\S+)", line)
+            if m:
+                base = m.group(1)
+                break
+            if time.time() > deadline:
+                break
+        if not base:
+            raise RuntimeError("never printed `demo at http://...`")
+        with urllib.request.urlopen(base, timeout=10) as page:
+            body = page.read().decode()
+        if "moonrt dots" not in body:
+            raise RuntimeError("the page served is not the demo")
+        with urllib.request.urlopen(base + "dist/demo/demo.js", timeout=10) as script:
+            if script.status != 200:
+                raise RuntimeError("the demo's script is not served")
+    except Exception as e:
+        raise RuntimeError(f"{e}\n--- output ---\n" + "\n".join(lines[-40:])) from None
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=10)
+
+
 def rule_for(command):
     """How to smoke a documented command, or None if no rule knows it."""
     if command == "cargo test":
@@ -182,6 +225,8 @@ def rule_for(command):
         if m.group(1) is None and not os.path.exists(os.path.join(ROOT, "target/release/moonrt-bench")):
             exact = "cargo build --release && " + exact
         return "bench (smoke scale)", lambda: run_to_completion(exact)
+    if command == "cd clients/typescript && npm ci && npm run demo":
+        return "demo page server", lambda: smoke_demo(command)
     if command == "cargo doc --open":
         # Nothing can be opened on CI; the docs must build.
         return "docs build", lambda: run_to_completion("cargo doc --no-deps")

@@ -208,3 +208,31 @@ fn authoritative_example_moves_players_in_its_tick_loop_and_blocks_direct_messag
         .err();
     assert!(got.is_some(), "players cannot message each other directly");
 }
+
+#[test]
+fn dots_example_colours_players_and_clamps_positions_to_the_field() {
+    use moonrt::rtdata::{RtData, RtValue};
+    let (server, _dir) = start_example("examples/dots.lua", &[]);
+    let mut a = server.connect("dots", "a");
+    let colour = a
+        .wait_for(WAIT, |e| matches!(e, Event::PlayerProps { .. }))
+        .unwrap();
+    assert!(
+        matches!(&colour, Event::PlayerProps { peer: 1, props } if props == b"#e6194b"),
+        "{colour:?}"
+    );
+    let mut b = server.connect("dots", "b");
+    let mut position = RtData::new();
+    position
+        .set(1, RtValue::Double(5000.0))
+        .set(2, RtValue::Double(-3.5));
+    a.send(To::AllOthers, 1, Intent::Reliable, &position.encode())
+        .unwrap();
+    let seen = RtData::decode(&next_delivery(&mut b).payload).unwrap();
+    assert_eq!(seen.get(1), Some(&RtValue::Double(800.0)));
+    assert_eq!(seen.get(2), Some(&RtValue::Double(0.0)));
+    // Not a position: dropped.
+    a.send(To::AllOthers, 1, Intent::Reliable, b"garbage")
+        .unwrap();
+    assert_no_delivery(&mut b, Duration::from_millis(150));
+}
