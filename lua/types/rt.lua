@@ -41,6 +41,8 @@
 ---@field id integer    Session id (what clients join by).
 ---@field name string   Session name ("" if unnamed).
 ---@field params table  Creation parameters: the `params` claim of the ticket that created the session ({} if none).
+---@field max_players integer  Players it holds at most (rt.configure_session changes it).
+---@field linger_ms integer    How long it stays once empty (rt.configure_session changes it).
 ---@field data table    Session data shared by all callbacks; yours to fill.
 ---@field props string  Session properties as clients see them (SET_SESSION_PROPS).
 
@@ -178,10 +180,22 @@ function rt.group_add(group, peer) end
 function rt.group_remove(group, peer) end
 
 ---A group's members as the core last reported them (changes made in the running callback
----show after it returns).
+---show after it returns). `rt.ALL_PLAYERS` gives every player.
 ---@param group integer
 ---@return integer[]
 function rt.group_members(group) end
+
+---The group id of every player in the session (65535): a target and a query, never joined.
+rt.ALL_PLAYERS = 65535
+
+---Sends a group's membership (GROUP_MEMBERS) to `to` (a target as for rt.send).
+---@param group integer
+---@param to rt.Target
+function rt.send_group_members(group, to) end
+
+---Changes the session's player limit and/or empty-session linger, within the server's limits.
+---@param settings { max_players: integer|nil, linger_ms: integer|nil }
+function rt.configure_session(settings) end
 
 ---Calls `fn` once after `ms` milliseconds; returns its id.
 ---@param fn fun()

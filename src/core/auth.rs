@@ -20,6 +20,16 @@ pub enum TicketSession {
     Id(u64),
 }
 
+/// Per-session settings a ticket that creates the session may give (`settings` claim), within
+/// the server-wide limits (checked by the core).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionSettings {
+    /// Players the session holds at most.
+    pub max_players: Option<usize>,
+    /// How long it stays once empty, ms.
+    pub linger_ms: Option<u64>,
+}
+
 /// A verified join ticket.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ticket {
@@ -31,6 +41,8 @@ pub struct Ticket {
     pub name: Option<String>,
     /// `params`: the session's creation parameters, used if this ticket creates the session.
     pub params: Option<Value>,
+    /// `settings`: the session's settings, used if this ticket creates the session.
+    pub settings: Option<SessionSettings>,
     /// `exp`: when it expires, seconds since the Unix epoch (with the tolerated clock skew).
     pub expires: u64,
     /// Every claim of the ticket, for the script (`player.claims`).
@@ -303,11 +315,35 @@ fn verify(
         Some(v @ Value::Object(_)) => Some(v.clone()),
         Some(_) => return Err(invalid("the ticket's \"params\" is not an object".into())),
     };
+    let settings = match map.get("settings") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(s)) => {
+            let field = |name: &str| match s.get(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(v) => v.as_u64().map(Some).ok_or_else(|| {
+                    invalid(format!(
+                        "the ticket's settings.{name} is not a whole number"
+                    ))
+                }),
+            };
+            if let Some(unknown) = s.keys().find(|k| *k != "max_players" && *k != "linger_ms") {
+                return Err(invalid(format!(
+                    "the ticket's settings.{unknown} is not a setting (max_players, linger_ms)"
+                )));
+            }
+            Some(SessionSettings {
+                max_players: field("max_players")?.map(|n| n as usize),
+                linger_ms: field("linger_ms")?,
+            })
+        }
+        Some(_) => return Err(invalid("the ticket's \"settings\" is not an object".into())),
+    };
     Ok(Ticket {
         player_id,
         session,
         name,
         params,
+        settings,
         expires: exp.saturating_add(skew_s),
         claims,
     })

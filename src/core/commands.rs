@@ -42,6 +42,7 @@ impl<H: Hooks> Server<H> {
                     return;
                 };
                 if group != 0
+                    && group != super::session::ALL_PLAYERS_GROUP
                     && let Some(conn) = s.conn_of(peer)
                     && s.join_group(group, peer, conn)
                 {
@@ -69,6 +70,47 @@ impl<H: Hooks> Server<H> {
             Command::SetTimer { session, timer, at } => {
                 if self.sessions.contains_key(&session) {
                     self.schedule_script_timer(session, timer, at);
+                }
+            }
+            Command::Configure {
+                session,
+                max_players,
+                linger_ms,
+            } => {
+                let settings = super::auth::SessionSettings {
+                    max_players,
+                    linger_ms,
+                };
+                // The script checked the limits; a logic that did not is refused here.
+                if let Err((_, why)) = self.check_settings(&settings) {
+                    log::warn!("{session}: settings refused: {why}");
+                    return;
+                }
+                if let Some(s) = self.sessions.get_mut(&session) {
+                    if let Some(n) = max_players {
+                        s.max_players = n;
+                    }
+                    if let Some(ms) = linger_ms {
+                        s.linger = std::time::Duration::from_millis(ms);
+                    }
+                }
+            }
+            Command::SendGroupMembers { session, group, to } => {
+                let Some(s) = self.sessions.get(&session) else {
+                    return;
+                };
+                let conns: Vec<_> = match &to {
+                    SendTarget::All => s.members().iter().map(|m| m.conn).collect(),
+                    SendTarget::Peers(peers) => {
+                        peers.iter().filter_map(|&p| s.conn_of(PeerId(p))).collect()
+                    }
+                    SendTarget::Group(super::session::ALL_PLAYERS_GROUP) => {
+                        s.members().iter().map(|m| m.conn).collect()
+                    }
+                    SendTarget::Group(g) => s.group(*g).iter().map(|&(_, c)| c).collect(),
+                };
+                if group != 0 {
+                    self.send_group_members(session, group, &conns);
                 }
             }
         }

@@ -103,6 +103,25 @@ pub enum Command {
         /// The new properties.
         props: Vec<u8>,
     },
+    /// Change the session's settings (each `None` stays), within the server-wide limits.
+    Configure {
+        /// Session.
+        session: SessionId,
+        /// Players it holds at most.
+        max_players: Option<usize>,
+        /// How long it stays once empty, ms.
+        linger_ms: Option<u64>,
+    },
+    /// Send a group's membership (GROUP_MEMBERS) to these receivers (GameLift's
+    /// `broadcastGroupMembershipUpdate`).
+    SendGroupMembers {
+        /// Session.
+        session: SessionId,
+        /// The group whose members are sent.
+        group: u16,
+        /// Who gets it.
+        to: SendTarget,
+    },
     /// Call [`Hooks::on_timer`] with `timer` at `at`.
     SetTimer {
         /// Session.
@@ -161,6 +180,22 @@ pub struct PlayerInfo<'a> {
     pub claims: Option<&'a serde_json::Value>,
 }
 
+/// A new session, as session logic first sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionStart<'a> {
+    /// Its name ("" if unnamed).
+    pub name: &'a str,
+    /// The creating ticket's `params` claim, if any.
+    pub params: Option<&'a serde_json::Value>,
+    /// Players it holds at most.
+    pub max_players: usize,
+    /// How long it stays once empty, ms.
+    pub linger_ms: u64,
+    /// The server-wide limits settings may not pass: `sessions.max_players` and
+    /// `sessions.empty_session_linger_ms`.
+    pub limits: (usize, u64),
+}
+
 /// What session logic reports about itself (for `/metrics` and the admin API).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LogicStatus {
@@ -192,8 +227,7 @@ pub trait Hooks {
     fn session_started(
         &mut self,
         _ctx: &mut Ctx<'_>,
-        _name: &str,
-        _params: Option<&serde_json::Value>,
+        _start: &SessionStart<'_>,
     ) -> Result<(), String> {
         Ok(())
     }

@@ -30,8 +30,9 @@ pub use codes::Code;
 pub use conn::Transport;
 pub use hooks::{
     Command, Ctx, Hooks, LogicStatus, NoScript, Outbox, PlayerInfo, PropsScope, SendTarget,
-    SessionLogic, Verdict,
+    SessionLogic, SessionStart, Verdict,
 };
 pub use ids::{ConnId, GroupId, PeerId, SessionId};
 pub use server::{Event, Server, WallClock};
+pub use session::ALL_PLAYERS_GROUP;
 pub use stats::Stats;

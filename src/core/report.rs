@@ -59,6 +59,8 @@ impl<H: Hooks> Server<H> {
                 .map_or(0.0, |c| now.saturating_duration_since(c).as_secs_f64().floor()),
             "players": players,
             "groups": groups,
+            "max_players": session.max_players,
+            "linger_ms": session.linger.as_millis() as u64,
             "messages": session.messages.get(),
             "deliveries": session.deliveries.get(),
             "script_generation": logic.as_ref().map(|l| l.generation),

@@ -6,6 +6,7 @@ use super::conn::Delivered;
 use super::hooks::{Hooks, SendTarget, Verdict};
 use super::ids::{ConnId, PeerId, SessionId};
 use super::server::{Server, Via};
+use super::session::ALL_PLAYERS_GROUP;
 use std::time::Instant;
 
 impl<H: Hooks> Server<H> {
@@ -115,6 +116,15 @@ impl<H: Hooks> Server<H> {
                     );
                 }
             }
+            // The all-players group: everyone but the sender, as "all others".
+            Target::Group(ALL_PLAYERS_GROUP) => {
+                for m in session.members().iter().filter(|m| m.peer != sender) {
+                    tally(
+                        self.conns
+                            .deliver(m.conn, &header, data.payload, data.intent),
+                    );
+                }
+            }
             Target::Group(g) => {
                 for &(peer, conn) in session.group(g) {
                     if peer != sender {
@@ -184,6 +194,15 @@ impl<H: Hooks> Server<H> {
             self.send_error(id, Code::InvalidGroup, 0, "group 0 is reserved");
             return;
         }
+        if g == ALL_PLAYERS_GROUP {
+            self.send_error(
+                id,
+                Code::InvalidGroup,
+                u32::from(g),
+                "group 65535 is every player in the session: it cannot be joined or left",
+            );
+            return;
+        }
         if self.group_refused(now, id, sid, peer, g, joining) {
             return;
         }
@@ -232,15 +251,27 @@ impl<H: Hooks> Server<H> {
             self.send_error(id, Code::InvalidGroup, 0, "group 0 is reserved");
             return;
         }
+        self.send_group_members(sid, g, &[id]);
+    }
+
+    /// Sends a group's membership (GROUP_MEMBERS) to these connections. The all-players group's
+    /// members are everyone in the session.
+    pub(crate) fn send_group_members(&mut self, sid: SessionId, g: u16, to: &[ConnId]) {
         let Some(session) = self.sessions.get(&sid) else {
             return;
         };
-        let wire = member_list(session.group(g));
+        let wire = if g == ALL_PLAYERS_GROUP {
+            member_list(&session.all_peers())
+        } else {
+            member_list(session.group(g))
+        };
         let msg = ServerMsg::GroupMembers {
             group: g,
             members: PeerList::from_wire(&wire),
         };
-        self.conns.send_tcp(id, |buf| msg.encode(buf));
+        for &id in to {
+            self.conns.send_tcp(id, |buf| msg.encode(buf));
+        }
     }
 
     /// A group's membership changed: its members (and `also`, if given) get GROUP_MEMBERS, and

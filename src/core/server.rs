@@ -9,14 +9,14 @@
 //!
 //! Routing of DATA, groups and pings is in `router.rs`; UDP datagrams in `udp.rs`.
 
-use super::auth::{Auth, Grant, TicketSession};
+use super::auth::{Auth, Grant, SessionSettings, TicketSession};
 use super::codec::{
     self, ClientMsg, Hello, JoinMode, MAX_NAME_BYTES, MAX_TOKEN_BYTES, PROTOCOL_VERSION, PeerInfo,
     ServerMsg, Welcome,
 };
 use super::codes::Code;
 use super::conn::{ConnTable, Phase};
-use super::hooks::{Ctx, Hooks, Outbox, PlayerInfo, PropsScope};
+use super::hooks::{Ctx, Hooks, Outbox, PlayerInfo, PropsScope, SessionStart};
 use super::ids::{ConnId, PeerId, SessionId};
 use super::session::Session;
 use super::stats::Stats;
@@ -475,6 +475,7 @@ impl<H: Hooks> Server<H> {
             })
         };
         let params = ticket.and_then(|t| t.params.as_ref());
+        let settings = ticket.and_then(|t| t.settings.as_ref());
         let mut created = false;
         let sid = match hello.mode {
             JoinMode::JoinId(sid) => {
@@ -517,7 +518,7 @@ impl<H: Hooks> Server<H> {
                     ));
                 }
                 created = true;
-                self.create_session(now, name, params)?
+                self.create_session(now, name, params, settings)?
             }
             JoinMode::JoinOrCreate(name) => {
                 if name.is_empty() {
@@ -539,7 +540,7 @@ impl<H: Hooks> Server<H> {
                             return Err(t.wrong_session());
                         }
                         created = true;
-                        self.create_session(now, name, params)?
+                        self.create_session(now, name, params, settings)?
                     }
                 }
             }
@@ -564,7 +565,7 @@ impl<H: Hooks> Server<H> {
         let Some(session) = self.sessions.get_mut(&sid) else {
             return Err((Code::SessionEnded, "the session ended".into()));
         };
-        let max_players = self.config.sessions.max_players;
+        let max_players = session.max_players;
         // The connection being replaced gives its seat to its successor.
         if session.len() - usize::from(replaced_here) >= max_players {
             let why = format!("session {} is full ({max_players} players)", sid.0);
@@ -657,6 +658,7 @@ impl<H: Hooks> Server<H> {
         now: Instant,
         name: &str,
         params: Option<&serde_json::Value>,
+        settings: Option<&SessionSettings>,
     ) -> Result<SessionId, (Code, String)> {
         if self.draining {
             return Err((
@@ -676,6 +678,17 @@ impl<H: Hooks> Server<H> {
         let sid = self.new_session_id();
         let mut session = Session::new(name.to_owned());
         session.created = Some(now);
+        session.max_players = self.config.sessions.max_players;
+        session.linger = self.config.empty_session_linger();
+        if let Some(settings) = settings {
+            self.check_settings(settings)?;
+            if let Some(max) = settings.max_players {
+                session.max_players = max;
+            }
+            if let Some(ms) = settings.linger_ms {
+                session.linger = Duration::from_millis(ms);
+            }
+        }
         self.sessions.insert(sid, session);
         if !name.is_empty() {
             self.session_names.insert(name.to_owned(), sid);
@@ -686,7 +699,20 @@ impl<H: Hooks> Server<H> {
         } else {
             log::info!("{sid}: created as {name:?}");
         }
-        if let Err(why) = self.call_hook(now, sid, |h, ctx| h.session_started(ctx, name, params)) {
+        let start = SessionStart {
+            name,
+            params,
+            max_players: self.sessions.get(&sid).map_or(0, |s| s.max_players),
+            linger_ms: self
+                .sessions
+                .get(&sid)
+                .map_or(0, |s| s.linger.as_millis() as u64),
+            limits: (
+                self.config.sessions.max_players,
+                self.config.sessions.empty_session_linger_ms,
+            ),
+        };
+        if let Err(why) = self.call_hook(now, sid, |h, ctx| h.session_started(ctx, &start)) {
             log::warn!("{sid}: session logic failed to start: {why}");
             self.end_session(now, sid, Code::ScriptFailed);
             return Err((Code::ScriptFailed, why));
@@ -695,6 +721,31 @@ impl<H: Hooks> Server<H> {
             return Err(self.ended_why(sid));
         }
         Ok(sid)
+    }
+
+    /// Whether per-session settings are within the server-wide limits.
+    pub(crate) fn check_settings(&self, s: &SessionSettings) -> Result<(), (Code, String)> {
+        let max = self.config.sessions.max_players;
+        if let Some(n) = s.max_players
+            && !(1..=max).contains(&n)
+        {
+            return Err((
+                Code::InvalidTicket,
+                format!("settings.max_players {n} is not within 1 to {max} (sessions.max_players)"),
+            ));
+        }
+        let linger = self.config.sessions.empty_session_linger_ms;
+        if let Some(ms) = s.linger_ms
+            && ms > linger
+        {
+            return Err((
+                Code::InvalidTicket,
+                format!(
+                    "settings.linger_ms {ms} is over {linger} (sessions.empty_session_linger_ms)"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// The next session id: 1, 2, 3... with `sessions.sequential_ids`, otherwise a random id
@@ -838,7 +889,7 @@ impl<H: Hooks> Server<H> {
         };
         if session.is_empty() && !session.ending {
             session.empty_epoch += 1;
-            let linger = self.config.empty_session_linger();
+            let linger = session.linger;
             // A sessionserver session with nobody left is discarded, as the reference does.
             if linger.is_zero() || self.shutting_down || json {
                 self.end_session(now, sid, Code::SessionEnded);

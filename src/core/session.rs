@@ -20,6 +20,10 @@ pub(crate) struct Member {
     pub props: Vec<u8>,
 }
 
+/// The group id that means "every player in the session" (PROTOCOL.md section 6): usable as a
+/// DATA target and in GROUP_QUERY, never joined or left.
+pub const ALL_PLAYERS_GROUP: u16 = u16::MAX;
+
 /// One session.
 #[derive(Debug)]
 pub(crate) struct Session {
@@ -45,6 +49,10 @@ pub(crate) struct Session {
     pub json: Option<Box<super::sessionserver::JsonSession>>,
     /// When it was created.
     pub created: Option<Instant>,
+    /// Players it holds at most (at most `sessions.max_players`).
+    pub max_players: usize,
+    /// How long it stays once empty (at most `sessions.empty_session_linger_ms`).
+    pub linger: std::time::Duration,
     /// DATA messages routed in it (players' and the script's). A `Cell` so routing counts while
     /// it holds the session borrowed.
     pub messages: Cell<u64>,
@@ -66,9 +74,16 @@ impl Session {
             props_by: 0,
             json: None,
             created: None,
+            max_players: usize::MAX,
+            linger: std::time::Duration::ZERO,
             messages: Cell::new(0),
             deliveries: Cell::new(0),
         }
+    }
+
+    /// Peer ids of every member, ascending (the all-players group).
+    pub(crate) fn all_peers(&self) -> Vec<(PeerId, ConnId)> {
+        self.members.iter().map(|m| (m.peer, m.conn)).collect()
     }
 
     /// Groups and their members, by group id.

@@ -358,7 +358,7 @@ impl<H: Hooks> Server<H> {
             .get(id)
             .and_then(|c| c.ticket.as_ref())
             .and_then(|t| t.params.clone());
-        let sid = match self.create_session(now, "", params.as_ref()) {
+        let sid = match self.create_session(now, "", params.as_ref(), None) {
             Ok(sid) => sid,
             Err((_, why)) => {
                 log::info!("{id}: could not create a sessionserver session: {why}");
@@ -425,11 +425,11 @@ impl<H: Hooks> Server<H> {
         let Some(number) = self.conns.get(id).and_then(|c| c.ws_player) else {
             return false;
         };
-        let max_players = self.config.sessions.max_players;
         let Some(session) = self.sessions.get_mut(&sid) else {
             self.reply(id, "sessionJoin", error::NO_SUCH_SESSION);
             return false;
         };
+        let max_players = session.max_players;
         if session.len() >= max_players {
             log::info!("{sid}: full ({max_players} players); refused {id}");
             self.reply(id, "sessionJoin", error::COULD_NOT_ADD);

@@ -4,7 +4,7 @@
 
 use super::session::Setup;
 use crate::core::codec::Intent;
-use crate::core::{Code, Command, PeerId, SendTarget, SessionId};
+use crate::core::{ALL_PLAYERS_GROUP, Code, Command, PeerId, SendTarget, SessionId};
 use mlua::{Function, Lua, Table, Value, Variadic};
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -48,6 +48,9 @@ pub(crate) struct CallState {
     /// Timers the core holds for this session that have not fired yet (cleared ones included:
     /// the core forgets them only when they come due).
     pub outstanding_timers: usize,
+    /// The server-wide limits of `rt.configure_session`: max players, linger ms (`None` in the
+    /// process-wide state).
+    pub session_limits: Option<(usize, u64)>,
     /// The session's memory limit: Lua heap + outbox + timers together.
     pub memory_limit: usize,
     /// Script log lines allowed per second, and the bucket that enforces it.
@@ -116,6 +119,7 @@ impl CallState {
             outbox_bytes: 0,
             outstanding_timers: 0,
             memory_limit: usize::MAX,
+            session_limits: None,
             log: LogLimit::new(u32::MAX),
         }
     }
@@ -263,6 +267,16 @@ fn group_id(v: i64) -> mlua::Result<u16> {
     }
 }
 
+/// A group a player can be put in or taken out of: any but the all-players group.
+fn member_group_id(v: i64) -> mlua::Result<u16> {
+    match group_id(v)? {
+        ALL_PLAYERS_GROUP => Err(mlua::Error::runtime(
+            "group 65535 (rt.ALL_PLAYERS) is every player: nobody is added to or removed from it",
+        )),
+        g => Ok(g),
+    }
+}
+
 fn opcode(v: i64) -> mlua::Result<u32> {
     match u32::try_from(v) {
         Ok(op) if op != 0 => Ok(op),
@@ -364,6 +378,11 @@ pub(crate) fn install(lua: &Lua, setup: &Setup<'_>) -> mlua::Result<Table> {
         None => Value::Table(lua.create_table()?),
     };
     session.set("params", params)?;
+    if let Some(settings) = setup.settings {
+        session.set("max_players", settings.max_players)?;
+        session.set("linger_ms", settings.linger_ms)?;
+        state(lua)?.session_limits = Some(settings.limits);
+    }
     session.set("data", lua.create_table()?)?;
     session.set("props", "")?;
     // The host reads and writes it from here, never through globals the script may replace.
@@ -501,7 +520,7 @@ pub(crate) fn install(lua: &Lua, setup: &Setup<'_>) -> mlua::Result<Table> {
             record(lua, |session| {
                 Ok(Command::GroupAdd {
                     session,
-                    group: group_id(group)?,
+                    group: member_group_id(group)?,
                     peer: PeerId(peer_id(peer)?),
                 })
             })
@@ -513,7 +532,7 @@ pub(crate) fn install(lua: &Lua, setup: &Setup<'_>) -> mlua::Result<Table> {
             record(lua, |session| {
                 Ok(Command::GroupRemove {
                     session,
-                    group: group_id(group)?,
+                    group: member_group_id(group)?,
                     peer: PeerId(peer_id(peer)?),
                 })
             })
@@ -522,12 +541,87 @@ pub(crate) fn install(lua: &Lua, setup: &Setup<'_>) -> mlua::Result<Table> {
     rt.set(
         "group_members",
         lua.create_function(|lua, group: i64| {
-            let members = state(lua)?
-                .groups
-                .get(&group_id(group)?)
-                .cloned()
-                .unwrap_or_default();
+            let group = group_id(group)?;
+            if group == ALL_PLAYERS_GROUP {
+                let players: Table = lua.named_registry_value("moonrt.players")?;
+                let mut peers: Vec<u16> = players
+                    .pairs::<u16, Value>()
+                    .filter_map(|pair| pair.ok().map(|(peer, _)| peer))
+                    .collect();
+                peers.sort_unstable();
+                return lua.create_sequence_from(peers);
+            }
+            let members = state(lua)?.groups.get(&group).cloned().unwrap_or_default();
             lua.create_sequence_from(members)
+        })?,
+    )?;
+    rt.set("ALL_PLAYERS", ALL_PLAYERS_GROUP)?;
+    rt.set(
+        "send_group_members",
+        lua.create_function(|lua, (group, to): (i64, Value)| {
+            let group = group_id(group)?;
+            let to = parse_target(&to)?;
+            record(lua, |session| {
+                Ok(Command::SendGroupMembers { session, group, to })
+            })
+        })?,
+    )?;
+    rt.set(
+        "configure_session",
+        lua.create_function(|lua, settings: Table| {
+            let Some((max, linger)) = state(lua)?.session_limits else {
+                return Err(mlua::Error::runtime(
+                    "rt.configure_session works in a session's callbacks only",
+                ));
+            };
+            for pair in settings.pairs::<Value, Value>() {
+                let (key, _) = pair?;
+                let name = match &key {
+                    Value::String(s) => s.to_str().map(|s| s.to_owned()).ok(),
+                    _ => None,
+                };
+                match name.as_deref() {
+                    Some("max_players" | "linger_ms") => {}
+                    _ => {
+                        return Err(mlua::Error::runtime(format!(
+                            "rt.configure_session: {key:?} is not a setting (max_players, \
+                             linger_ms)"
+                        )));
+                    }
+                }
+            }
+            let max_players: Option<i64> = settings.get("max_players")?;
+            let linger_ms: Option<i64> = settings.get("linger_ms")?;
+            if let Some(n) = max_players
+                && !(1..=max as i64).contains(&n)
+            {
+                return Err(mlua::Error::runtime(format!(
+                    "rt.configure_session: max_players {n} is not within 1 to {max} \
+                     (sessions.max_players)"
+                )));
+            }
+            if let Some(ms) = linger_ms
+                && !(0..=linger as i64).contains(&ms)
+            {
+                return Err(mlua::Error::runtime(format!(
+                    "rt.configure_session: linger_ms {ms} is not within 0 to {linger} \
+                     (sessions.empty_session_linger_ms)"
+                )));
+            }
+            let session: Table = lua.named_registry_value("moonrt.session")?;
+            if let Some(n) = max_players {
+                session.raw_set("max_players", n)?;
+            }
+            if let Some(ms) = linger_ms {
+                session.raw_set("linger_ms", ms)?;
+            }
+            record(lua, |session| {
+                Ok(Command::Configure {
+                    session,
+                    max_players: max_players.map(|n| n as usize),
+                    linger_ms: linger_ms.map(|ms| ms as u64),
+                })
+            })
         })?,
     )?;
     rt.set(

@@ -8,7 +8,8 @@ use super::watcher::Watcher;
 use crate::config::{Config, ScriptConfig};
 use crate::core::codec::Data;
 use crate::core::{
-    Code, Ctx, Hooks, LogicStatus, PeerId, PlayerInfo, PropsScope, SessionId, SessionLogic, Verdict,
+    Code, Ctx, Hooks, LogicStatus, PeerId, PlayerInfo, PropsScope, SessionId, SessionLogic,
+    SessionStart, Verdict,
 };
 use crate::ops::journal;
 use std::collections::HashMap;
@@ -53,6 +54,7 @@ impl LuaHooks {
         let setup = Setup {
             name: "",
             params: None,
+            settings: None,
             server_id: &server_id,
             process: None,
         };
@@ -161,6 +163,7 @@ impl LuaHooks {
         let setup = Setup {
             name: "",
             params: None,
+            settings: None,
             server_id: &self.server_id,
             process: self.process_data.as_ref(),
         };
@@ -212,6 +215,7 @@ pub fn check(source: &ScriptSource, config: &ScriptConfig) -> Result<Vec<String>
     let setup = Setup {
         name: "",
         params: None,
+        settings: None,
         server_id: "check",
         process: None,
     };
@@ -246,12 +250,12 @@ impl Hooks for LuaHooks {
     fn session_started(
         &mut self,
         ctx: &mut Ctx<'_>,
-        name: &str,
-        params: Option<&serde_json::Value>,
+        start: &SessionStart<'_>,
     ) -> Result<(), String> {
         let setup = Setup {
-            name,
-            params,
+            name: start.name,
+            params: start.params,
+            settings: Some(*start),
             server_id: &self.server_id,
             process: self.process_data.as_ref(),
         };

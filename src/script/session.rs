@@ -36,6 +36,9 @@ pub(crate) struct Setup<'a> {
     pub name: &'a str,
     /// `rt.session.params`: the creation parameters of the ticket that created the session.
     pub params: Option<&'a serde_json::Value>,
+    /// The session's settings and their limits (`rt.session.max_players`, ...); `None` for the
+    /// process-wide state and checks.
+    pub settings: Option<crate::core::SessionStart<'a>>,
     /// `rt.server_id`.
     pub server_id: &'a str,
     /// What the process-wide `on_process_start` returned, shared read-only as `rt.process`.
