@@ -181,6 +181,9 @@ pub struct SessionsConfig {
     pub empty_session_linger_ms: u64,
     /// Number sessions 1, 2, 3... instead of with random ids that cannot be guessed.
     pub sequential_ids: bool,
+    /// How long a player whose connection dropped keeps its seat (peer id, groups, props, the
+    /// reliable messages sent meanwhile) for a reconnect; 0: a drop is a leave.
+    pub reconnect_grace_ms: u64,
 }
 
 /// `[script]`.
@@ -266,6 +269,7 @@ impl Default for SessionsConfig {
             max_players: 16,
             empty_session_linger_ms: 300_000,
             sequential_ids: false,
+            reconnect_grace_ms: 0,
         }
     }
 }
@@ -438,6 +442,16 @@ impl Config {
                     "must be 0 (never) or at least 1000 and at least watchdog.stall_log_ms \
                      (got {})",
                     w.stall_exit_ms
+                )
+            },
+        )?;
+        check(
+            self.sessions.reconnect_grace_ms <= 3_600_000,
+            "sessions.reconnect_grace_ms",
+            || {
+                format!(
+                    "must be at most 3600000 (got {})",
+                    self.sessions.reconnect_grace_ms
                 )
             },
         )?;

@@ -114,8 +114,23 @@ fn examples() -> BTreeMap<&'static str, Vec<u8>> {
                 player_id: "p0",
                 name: "Bo",
             }],
+            reconnect_secret: 0x1122_3344_5566_7788,
         })),
     );
+    m.insert(
+        "hello_reconnect",
+        client(ClientMsg::Hello(Hello {
+            version: 1,
+            mode: JoinMode::Reconnect(1),
+            token: "",
+            player_id: "",
+            player_name: "",
+            payload: &[0x02, 0x00, 0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11],
+            stray_field: None,
+        })),
+    );
+    m.insert("player_away", server(ServerMsg::PlayerAway { peer: 3 }));
+    m.insert("player_back", server(ServerMsg::PlayerBack { peer: 3 }));
     m.insert(
         "reject",
         server(ServerMsg::Reject {

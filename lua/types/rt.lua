@@ -10,6 +10,7 @@
 ---@field id string         The player's id: the join ticket's verified `sub`, or what HELLO claimed (may be empty).
 ---@field name string       Display name (the ticket's `name`, else HELLO's).
 ---@field claims table      Every claim of the join ticket that admitted the player ({} without tickets).
+---@field connected boolean Whether its connection is up (false while its seat is held after a drop).
 ---@field udp boolean       Whether the player's UDP channel is bound.
 ---@field props string      Custom properties as clients see them (SET_PLAYER_PROPS).
 ---@field data table        Per-player data, yours to fill; lives as long as the player.
@@ -54,6 +55,8 @@
 ---@field on_player_join fun(player: rt.Player)|nil
 ---@field on_player_leave fun(player: rt.Player, reason: string)|nil
 ---@field on_network_change fun(player: rt.Player, state: "udp_bound")|nil
+---@field on_player_disconnect fun(player: rt.Player)|nil   Its connection dropped; the seat is held.
+---@field on_player_reconnect fun(player: rt.Player)|nil    It took its seat back.
 ---@field on_group_join (fun(player: rt.Player, group: integer): boolean?)|nil
 ---@field on_group_leave (fun(player: rt.Player, group: integer): boolean?)|nil
 ---@field on_player_props (fun(player: rt.Player, props: string): boolean?)|nil

@@ -57,6 +57,7 @@ pub struct Connect {
     payload: Vec<u8>,
     timeout: Duration,
     tls: Option<(std::sync::Arc<rustls::ClientConfig>, String)>,
+    reconnect: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -76,6 +77,7 @@ impl Connect {
             payload: Vec::new(),
             timeout: DEFAULT_TIMEOUT,
             tls: None,
+            reconnect: true,
         }
     }
     /// Create a new unnamed session.
@@ -117,6 +119,13 @@ impl Connect {
     /// How long to wait for WELCOME.
     pub fn timeout(mut self, timeout: Duration) -> Connect {
         self.timeout = timeout;
+        self
+    }
+    /// Whether to take the seat back by itself when the connection drops (default true; works
+    /// when the server holds seats, `sessions.reconnect_grace_ms`). The client then emits
+    /// [`Event::Reconnected`], or [`Event::Closed`] if the seat is gone.
+    pub fn reconnect(mut self, on: bool) -> Connect {
+        self.reconnect = on;
         self
     }
     /// Connect over TLS (to the server's `tls.listen` port), checking that the certificate is
@@ -220,6 +229,22 @@ pub enum Event {
         /// and 33); 0 otherwise.
         detail: u32,
     },
+    /// A player's connection dropped; the server holds its seat for it.
+    PlayerAway {
+        /// Peer id.
+        peer: u16,
+    },
+    /// A player whose seat was held is back, with the same peer id.
+    PlayerBack {
+        /// Peer id.
+        peer: u16,
+    },
+    /// This client's connection dropped and it took its seat back (same peer id, groups and
+    /// props; the reliable messages sent meanwhile follow). UDP is bound again if it was.
+    Reconnected {
+        /// Bytes of missed messages the server replayed are delivered as events after this.
+        peer: u16,
+    },
     /// The server closed the connection (or it was lost: code 26).
     Closed {
         /// A [`crate::core::Code`] value.
@@ -294,6 +319,12 @@ pub struct Client {
     last_sequenced: HashMap<u16, u32>,
     stale_dropped: u64,
     closed: bool,
+    /// How it connected, to reconnect the same way.
+    opts: Connect,
+    /// From WELCOME: takes the seat back after a drop (0: the server holds no seats).
+    reconnect_secret: u64,
+    /// Whether the server sent CLOSE (a close it meant is not undone by reconnecting).
+    close_received: bool,
 }
 
 impl Client {
@@ -342,6 +373,9 @@ impl Client {
             last_sequenced: HashMap::new(),
             stale_dropped: 0,
             closed: false,
+            opts: opts.clone(),
+            reconnect_secret: 0,
+            close_received: false,
         };
         let mode = match &opts.mode {
             Mode::Create(name) => JoinMode::Create(name),
@@ -375,6 +409,95 @@ impl Client {
         }
     }
 
+    /// After a drop: connects again and takes the seat back (HELLO mode 4), retrying for up to
+    /// twice the connect timeout. True once back; false if the seat is gone (a `Closed` event
+    /// says why).
+    fn take_seat_back(&mut self) -> bool {
+        let deadline = Instant::now() + 2 * self.opts.timeout;
+        let was_bound = self.udp_bound;
+        while Instant::now() < deadline {
+            match self.reconnect_once(deadline) {
+                Ok(()) => {
+                    self.closed = false;
+                    self.udp_bound = false;
+                    let peer = self.peer;
+                    self.queue.push_back(Event::Reconnected { peer });
+                    if was_bound {
+                        // Best effort: unreliable traffic goes over TCP until it binds again.
+                        let _ = self.bind_udp();
+                    }
+                    return true;
+                }
+                Err(ClientError::Rejected { code, message }) => {
+                    self.queue.push_back(Event::Closed { code, message });
+                    self.close_received = true;
+                    return false;
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+        false
+    }
+
+    fn reconnect_once(&mut self, deadline: Instant) -> Result<(), ClientError> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let std_stream = std::net::TcpStream::connect_timeout(&self.server, left)?;
+        std_stream.set_nodelay(true)?;
+        std_stream.set_nonblocking(true)?;
+        let mut tcp = match &self.opts.tls {
+            None => Stream::Plain(TcpStream::from_std(std_stream)),
+            Some((config, name)) => {
+                Stream::client(TcpStream::from_std(std_stream), config.clone(), name)?
+            }
+        };
+        let _ = self.poll.registry().deregister(self.tcp.socket());
+        self.poll.registry().register(
+            tcp.socket(),
+            TCP,
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        std::mem::swap(&mut self.tcp, &mut tcp);
+        self.rx.clear();
+        self.tcp_batch.clear();
+        self.closed = false;
+        let mut seat = Vec::with_capacity(10);
+        seat.extend_from_slice(&self.peer.to_le_bytes());
+        seat.extend_from_slice(&self.reconnect_secret.to_le_bytes());
+        let mut frame = Vec::new();
+        ClientMsg::Hello(Hello {
+            version: PROTOCOL_VERSION,
+            mode: JoinMode::Reconnect(self.session_id),
+            token: &self.opts.token,
+            player_id: &self.opts.player_id,
+            player_name: &self.opts.name,
+            payload: &seat,
+            stray_field: None,
+        })
+        .encode(&mut frame);
+        self.write_tcp(&frame)?;
+        loop {
+            if self.read_welcome()? {
+                return Ok(());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ClientError::Timeout("WELCOME after a reconnect"));
+            }
+            self.wait(left.min(Duration::from_millis(100)))?;
+        }
+    }
+
+    /// The secret that takes this seat back (0: the server holds no seats).
+    pub fn reconnect_secret(&self) -> u64 {
+        self.reconnect_secret
+    }
+
+    /// Cuts the connection without a word, as a network change does (for tests of reconnection).
+    #[doc(hidden)]
+    pub fn sever(&mut self) {
+        let _ = self.tcp.socket().shutdown(std::net::Shutdown::Both);
+    }
+
     /// Parses WELCOME or REJECT from the receive buffer; true once welcomed.
     fn read_welcome(&mut self) -> Result<bool, ClientError> {
         self.read_tcp()?;
@@ -404,6 +527,7 @@ impl Client {
                 self.udp_secret = w.udp_secret;
                 self.udp_port = w.udp_port;
                 self.idle_timeout = Duration::from_millis(w.idle_timeout_ms.into());
+                self.reconnect_secret = w.reconnect_secret;
             }
             ServerMsg::Reject { code, message } => {
                 return Err(ClientError::Rejected {
@@ -793,6 +917,15 @@ impl Client {
         self.rx = rx;
         self.rx.drain(..used);
         parsed?;
+        if self.closed
+            && !self.close_received
+            && self.opts.reconnect
+            && self.reconnect_secret != 0
+            && self.take_seat_back()
+        {
+            // The replayed messages came with the new WELCOME.
+            return self.parse_tcp();
+        }
         if self.closed && !self.queue.iter().any(|e| matches!(e, Event::Closed { .. })) {
             self.queue.push_back(Event::Closed {
                 code: crate::core::Code::ConnectionLost.as_u16(),
@@ -886,6 +1019,8 @@ impl Client {
                 name: p.name.to_owned(),
             },
             ServerMsg::PlayerLeft { peer, reason } => Event::PlayerLeft { peer, reason },
+            ServerMsg::PlayerAway { peer } => Event::PlayerAway { peer },
+            ServerMsg::PlayerBack { peer } => Event::PlayerBack { peer },
             ServerMsg::GroupMembers { group, members } => Event::GroupMembers {
                 group,
                 members: members.iter().collect(),
@@ -926,6 +1061,7 @@ impl Client {
                 detail,
             },
             ServerMsg::Close { code, message } | ServerMsg::Reject { code, message } => {
+                self.close_received = true;
                 Event::Closed {
                     code,
                     message: message.to_owned(),

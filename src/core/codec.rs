@@ -71,6 +71,10 @@ pub mod msg_type {
     pub const PLAYER_PROPS: u8 = 0x8B;
     /// Server: the session's custom properties.
     pub const SESSION_PROPS: u8 = 0x8C;
+    /// Server: a player's connection dropped; its seat is held for it.
+    pub const PLAYER_AWAY: u8 = 0x8D;
+    /// Server: a player whose seat was held is back.
+    pub const PLAYER_BACK: u8 = 0x8E;
 }
 
 /// Why bytes could not be decoded. `Incomplete` is not here: it is `Ok(None)` from [`split_frame`].
@@ -178,6 +182,9 @@ pub enum JoinMode<'a> {
     JoinId(u64),
     /// Join the session with this name, creating it if none exists.
     JoinOrCreate(&'a str),
+    /// Take back a held seat in the session with this id (the payload carries the peer id and
+    /// the reconnect secret from WELCOME).
+    Reconnect(u64),
 }
 
 impl JoinMode<'_> {
@@ -187,6 +194,7 @@ impl JoinMode<'_> {
             JoinMode::Create(_) => 1,
             JoinMode::JoinId(_) => 2,
             JoinMode::JoinOrCreate(_) => 3,
+            JoinMode::Reconnect(_) => 4,
         }
     }
 }
@@ -334,6 +342,9 @@ pub struct Welcome<'a> {
     pub session_name: &'a str,
     /// Players already in the session.
     pub peers: Vec<PeerInfo<'a>>,
+    /// The secret that takes this seat back after a dropped connection (HELLO mode 4); 0 when
+    /// the server holds no seats (`sessions.reconnect_grace_ms` = 0).
+    pub reconnect_secret: u64,
 }
 
 /// Every message a server sends.
@@ -369,6 +380,16 @@ pub enum ServerMsg<'a> {
         peer: u16,
         /// Why (a [`Code`]).
         reason: u16,
+    },
+    /// A player's connection dropped; its seat is held until it comes back or the grace ends.
+    PlayerAway {
+        /// Who.
+        peer: u16,
+    },
+    /// A player whose seat was held is back, with the same peer id.
+    PlayerBack {
+        /// Who.
+        peer: u16,
     },
     /// A group's members.
     GroupMembers {
@@ -535,13 +556,14 @@ impl<'a> ClientMsg<'a> {
                 let session_name = r.str("session name")?;
                 let stray_field = match mode_byte {
                     1 | 3 if session_id != 0 => Some("session_id"),
-                    2 if !session_name.is_empty() => Some("session_name"),
+                    2 | 4 if !session_name.is_empty() => Some("session_name"),
                     _ => None,
                 };
                 let mode = match mode_byte {
                     1 => JoinMode::Create(session_name),
                     2 => JoinMode::JoinId(session_id),
                     3 => JoinMode::JoinOrCreate(session_name),
+                    4 => JoinMode::Reconnect(session_id),
                     v => {
                         return Err(DecodeError::BadValue {
                             field: "join mode",
@@ -608,6 +630,7 @@ impl<'a> ClientMsg<'a> {
                     JoinMode::Create(name) => (1, 0, name),
                     JoinMode::JoinId(id) => (2, id, ""),
                     JoinMode::JoinOrCreate(name) => (3, 0, name),
+                    JoinMode::Reconnect(id) => (4, id, ""),
                 };
                 buf.put_u8(mode);
                 buf.put_u64(id);
@@ -698,6 +721,7 @@ impl<'a> ServerMsg<'a> {
                     max_frame_bytes: r.u32("max frame bytes")?,
                     session_name: r.str("session name")?,
                     peers: Vec::new(),
+                    reconnect_secret: 0,
                 };
                 let n = r.u16("peer count")?;
                 for _ in 0..n {
@@ -706,6 +730,10 @@ impl<'a> ServerMsg<'a> {
                         player_id: r.str("player id")?,
                         name: r.str("player name")?,
                     });
+                }
+                // Added after version 1 shipped: a server without it sends nothing here.
+                if !r.buf.is_empty() {
+                    w.reconnect_secret = r.u64("reconnect secret")?;
                 }
                 ServerMsg::Welcome(w)
             }
@@ -725,6 +753,12 @@ impl<'a> ServerMsg<'a> {
                 player_id: r.str("player id")?,
                 name: r.str("player name")?,
             }),
+            msg_type::PLAYER_AWAY => ServerMsg::PlayerAway {
+                peer: r.u16("peer id")?,
+            },
+            msg_type::PLAYER_BACK => ServerMsg::PlayerBack {
+                peer: r.u16("peer id")?,
+            },
             msg_type::PLAYER_LEFT => ServerMsg::PlayerLeft {
                 peer: r.u16("peer id")?,
                 reason: r.u16("reason")?,
@@ -789,6 +823,7 @@ impl<'a> ServerMsg<'a> {
                     buf.put_str(p.player_id);
                     buf.put_str(p.name);
                 }
+                buf.put_u64(w.reconnect_secret);
                 end_frame(buf, start);
             }
             ServerMsg::Reject { code, message } => {
@@ -835,6 +870,16 @@ impl<'a> ServerMsg<'a> {
                 let start = begin_frame(buf, msg_type::PLAYER_LEFT);
                 buf.put_u16(*peer);
                 buf.put_u16(*reason);
+                end_frame(buf, start);
+            }
+            ServerMsg::PlayerAway { peer } => {
+                let start = begin_frame(buf, msg_type::PLAYER_AWAY);
+                buf.put_u16(*peer);
+                end_frame(buf, start);
+            }
+            ServerMsg::PlayerBack { peer } => {
+                let start = begin_frame(buf, msg_type::PLAYER_BACK);
+                buf.put_u16(*peer);
                 end_frame(buf, start);
             }
             ServerMsg::GroupMembers { group, members } => {
@@ -961,7 +1006,10 @@ mod tests {
                     player_id: "p1",
                     name: "Ann",
                 }],
+                reconnect_secret: 0x0102_0304,
             }),
+            ServerMsg::PlayerAway { peer: 2 },
+            ServerMsg::PlayerBack { peer: 2 },
             ServerMsg::Reject {
                 code: 12,
                 message: "full",

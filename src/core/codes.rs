@@ -21,6 +21,8 @@ pub enum Code {
     UnexpectedMessage = 6,
     /// A HELLO field is out of range (empty name for join-or-create, string too long, ...).
     BadHello = 7,
+    /// A reconnect (HELLO mode 4) found no seat held for that peer with that secret.
+    ReconnectRefused = 8,
     /// The server already holds `server.max_connections` connections.
     ServerFull = 10,
     /// Creating a session would pass `server.max_sessions`.
@@ -80,7 +82,7 @@ pub enum Code {
 
 impl Code {
     /// Every code, for documentation tests and clients that print tables.
-    pub const ALL: [Code; 34] = [
+    pub const ALL: [Code; 35] = [
         Code::Malformed,
         Code::FrameTooLarge,
         Code::UnknownMessageType,
@@ -88,6 +90,7 @@ impl Code {
         Code::HandshakeTimeout,
         Code::UnexpectedMessage,
         Code::BadHello,
+        Code::ReconnectRefused,
         Code::ServerFull,
         Code::TooManySessions,
         Code::SessionFull,
@@ -132,6 +135,7 @@ impl Code {
             Code::HandshakeTimeout => "handshake_timeout",
             Code::UnexpectedMessage => "unexpected_message",
             Code::BadHello => "bad_hello",
+            Code::ReconnectRefused => "reconnect_refused",
             Code::ServerFull => "server_full",
             Code::TooManySessions => "too_many_sessions",
             Code::SessionFull => "session_full",

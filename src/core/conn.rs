@@ -41,6 +41,14 @@ pub(crate) enum Phase {
     /// A WebSocket connection that is not in a session: upgraded and waiting for its first
     /// message (which picks the protocol), or a sessionserver player between sessions.
     Lobby,
+    /// A player whose connection dropped: its seat is held (no transport) until it reconnects
+    /// or `sessions.reconnect_grace_ms` passes. Reliable output keeps queuing for the replay.
+    Away {
+        /// The session.
+        session: SessionId,
+        /// Its peer id there.
+        peer: PeerId,
+    },
     /// In a session as a player.
     Joined {
         /// The session.
@@ -137,6 +145,8 @@ pub(crate) struct Conn {
     pub ticket: Option<Box<super::auth::Ticket>>,
     /// How it reached the server.
     pub transport: Transport,
+    /// The secret that takes this player's seat back after a drop (WELCOME, HELLO mode 4).
+    pub reconnect_secret: u64,
     /// The transport should send a WebSocket ping (a quiet sessionserver connection is asked
     /// for a pong before its idle timeout).
     pub ws_ping: bool,
@@ -215,6 +225,7 @@ impl ConnTable {
             ticket: None,
             ws_ping: false,
             transport: Transport::Tcp,
+            reconnect_secret: 0,
             queued: false,
             overflowed: false,
         });
@@ -350,10 +361,18 @@ impl ConnTable {
         let Some(conn) = self.slab.get_mut(id.0 as usize) else {
             return Delivered::Gone;
         };
-        if !matches!(conn.phase, Phase::Joined { .. }) || conn.json {
+        let away = match conn.phase {
+            Phase::Joined { .. } => false,
+            Phase::Away { .. } => true,
+            _ => return Delivered::Gone,
+        };
+        if conn.json {
             return Delivered::Gone;
         }
-        let result = if intent.is_unreliable() {
+        let result = if intent.is_unreliable() && away {
+            // Stale by the time the player is back: only reliable messages are replayed.
+            Delivered::Dropped
+        } else if intent.is_unreliable() {
             if conn.udp_addr.is_some() {
                 if conn.udp_out.push(header, payload, mtu, max) {
                     Delivered::Udp

@@ -249,6 +249,12 @@ pub trait Hooks {
     /// A player joined (after WELCOME and PLAYER_JOINED went out).
     fn player_joined(&mut self, _ctx: &mut Ctx<'_>, _player: PlayerInfo<'_>) {}
 
+    /// A player's connection dropped and its seat is held (`sessions.reconnect_grace_ms`).
+    fn player_disconnected(&mut self, _ctx: &mut Ctx<'_>, _peer: PeerId) {}
+
+    /// A player whose seat was held is back on a new connection, with the same peer id.
+    fn player_reconnected(&mut self, _ctx: &mut Ctx<'_>, _peer: PeerId) {}
+
     /// A player left, with the reason its peers were told.
     fn player_left(&mut self, _ctx: &mut Ctx<'_>, _peer: PeerId, _reason: Code) {}
 

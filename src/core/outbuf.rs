@@ -9,6 +9,9 @@ const KEEP_CAPACITY: usize = 16 * 1024;
 #[derive(Debug, Default)]
 pub(crate) struct StreamOut {
     buf: Vec<u8>,
+    /// Bytes at the start of `buf` that finish a frame whose beginning was already written (after
+    /// a partial write); what follows starts at a frame boundary.
+    cut: usize,
 }
 
 impl StreamOut {
@@ -26,12 +29,34 @@ impl StreamOut {
     pub(crate) fn consume(&mut self, n: usize) {
         if n >= self.buf.len() {
             self.buf.clear();
+            self.cut = 0;
             if self.buf.capacity() > KEEP_CAPACITY {
                 self.buf.shrink_to(KEEP_CAPACITY);
             }
-        } else {
+        } else if n > 0 {
+            // A partial write (a slow reader): find the first frame boundary at or after `n`
+            // by walking the length prefixes from the last known boundary.
+            let mut boundary = self.cut;
+            while boundary < n {
+                let Some(len) = self.buf.get(boundary..boundary + 4) else {
+                    boundary = self.buf.len();
+                    break;
+                };
+                let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
+                boundary += 4 + len;
+            }
+            self.cut = boundary.min(self.buf.len()) - n;
             self.buf.drain(..n);
         }
+    }
+
+    /// Takes the pending bytes from the first whole frame on (for a replay on another
+    /// connection); the buffer is left empty.
+    pub(crate) fn take_whole_frames(&mut self) -> Vec<u8> {
+        let mut out = std::mem::take(&mut self.buf);
+        out.drain(..self.cut.min(out.len()));
+        self.cut = 0;
+        out
     }
 
     /// Pending byte count.

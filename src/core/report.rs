@@ -37,6 +37,7 @@ impl<H: Hooks> Server<H> {
                     "name": m.name,
                     "transport": conn.map_or("gone", |c| transport_name(c.transport, c.json)),
                     "udp_bound": conn.is_some_and(|c| c.udp_addr.is_some()),
+                    "connected": conn.is_some_and(|c| matches!(c.phase, Phase::Joined { .. })),
                     "address": conn.map(|c| c.addr.to_string()),
                 })
             })

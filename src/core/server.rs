@@ -304,7 +304,8 @@ impl<H: Hooks> Server<H> {
             return;
         }
         let (session, peer) = match (conn.phase, &msg) {
-            (Phase::Closing, _) => return,
+            // Away: no transport; anything still arriving for it is stale.
+            (Phase::Closing | Phase::Away { .. }, _) => return,
             (Phase::AwaitingHello | Phase::Lobby, ClientMsg::Hello(hello)) if via == Via::Tcp => {
                 self.handle_hello(now, id, hello);
                 return;
@@ -416,7 +417,7 @@ impl<H: Hooks> Server<H> {
         }
         let name = match hello.mode {
             JoinMode::Create(n) | JoinMode::JoinOrCreate(n) => n,
-            JoinMode::JoinId(_) => "",
+            JoinMode::JoinId(_) | JoinMode::Reconnect(_) => "",
         };
         for (field, value, max) in [
             ("session name", name, MAX_NAME_BYTES),
@@ -474,10 +475,17 @@ impl<H: Hooks> Server<H> {
                 TicketSession::Id(_) => false,
             })
         };
+        if let JoinMode::Reconnect(sid) = hello.mode {
+            return self.reconnect(now, id, SessionId(sid), hello.payload, ticket);
+        }
         let params = ticket.and_then(|t| t.params.as_ref());
         let settings = ticket.and_then(|t| t.settings.as_ref());
         let mut created = false;
         let sid = match hello.mode {
+            // Handled above, before anything is created.
+            JoinMode::Reconnect(_) => {
+                return Err((Code::BadHello, "join mode 4 is a reconnect".into()));
+            }
             JoinMode::JoinId(sid) => {
                 let sid = SessionId(sid);
                 match self.sessions.get(&sid) {
@@ -595,6 +603,10 @@ impl<H: Hooks> Server<H> {
             .expect("caller checked the connection");
         conn.phase = Phase::Joined { session: sid, peer };
         conn.player_id = player_id.to_owned();
+        if self.config.sessions.reconnect_grace_ms > 0 {
+            conn.reconnect_secret = random_secret();
+        }
+        let reconnect_secret = conn.reconnect_secret;
         let serial = conn.serial;
         let udp_conn_id = id.0;
         let udp_secret = conn.udp_secret;
@@ -622,6 +634,7 @@ impl<H: Hooks> Server<H> {
                     name: &m.name,
                 })
                 .collect(),
+            reconnect_secret,
         });
         self.conns.send_tcp(id, |buf| welcome.encode(buf));
         let joined = ServerMsg::PlayerJoined(PeerInfo {
@@ -828,13 +841,13 @@ impl<H: Hooks> Server<H> {
                 code: code.as_u16(),
                 message,
             },
-            Phase::Joined { .. } => ServerMsg::Close {
+            Phase::Joined { .. } | Phase::Away { .. } => ServerMsg::Close {
                 code: code.as_u16(),
                 message,
             },
         };
         let by_code = match was {
-            Phase::Joined { .. } => &mut self.stats.closes,
+            Phase::Joined { .. } | Phase::Away { .. } => &mut self.stats.closes,
             _ => &mut self.stats.rejects,
         };
         *by_code.entry(code.as_u16()).or_default() += 1;
@@ -843,7 +856,7 @@ impl<H: Hooks> Server<H> {
         if !player_id.is_empty() && self.players.get(&player_id) == Some(&id) {
             self.players.remove(&player_id);
         }
-        if let Phase::Joined { session, peer } = was {
+        if let Phase::Joined { session, peer } | Phase::Away { session, peer } = was {
             log::info!("{session}: {peer} leaves: {code:?} ({message})");
             self.leave_session(now, session, peer, code);
         }
@@ -908,10 +921,186 @@ impl<H: Hooks> Server<H> {
         self.after_input(now);
     }
 
-    /// The transport lost the connection (EOF, reset, error).
+    /// The transport lost the connection (EOF, reset, error). A player keeps its seat for
+    /// `sessions.reconnect_grace_ms` if that is set.
     pub fn handle_disconnect(&mut self, now: Instant, id: ConnId) {
-        self.close(now, id, Code::ConnectionLost, "connection lost");
+        match self.conns.get(id).map(|c| c.phase) {
+            // The seat is held already: the old transport's last news changes nothing.
+            Some(Phase::Away { .. }) => {}
+            Some(Phase::Joined { .. }) if self.park(now, id) => {}
+            _ => self.close(now, id, Code::ConnectionLost, "connection lost"),
+        }
         self.after_input(now);
+    }
+
+    /// Holds a dropped player's seat: the connection stays (without a transport) so its reliable
+    /// output keeps queuing for the replay; the others get PLAYER_AWAY; the script
+    /// `on_player_disconnect`. Returns false where seats are not held.
+    fn park(&mut self, now: Instant, id: ConnId) -> bool {
+        let grace = Duration::from_millis(self.config.sessions.reconnect_grace_ms);
+        if grace.is_zero() || self.shutting_down {
+            return false;
+        }
+        let Some(conn) = self.conns.get_mut(id) else {
+            return false;
+        };
+        let Phase::Joined { session, peer } = conn.phase else {
+            return false;
+        };
+        if conn.json || self.sessions.get(&session).is_none_or(|s| s.ending) {
+            return false;
+        }
+        conn.phase = Phase::Away { session, peer };
+        conn.udp_addr = None;
+        conn.udp_out.consume(usize::MAX);
+        conn.rx_partial.clear();
+        let serial = conn.serial;
+        // The transport drops its socket; `handle_closed` keeps the slot while it is away.
+        self.events.push_back(Event::Close(id));
+        self.timers
+            .schedule(now + grace, TimerKey::Away(id, serial));
+        log::info!(
+            "{session}: {peer} dropped; its seat is held for {} ms",
+            grace.as_millis()
+        );
+        let away = ServerMsg::PlayerAway { peer: peer.0 };
+        if let Some(s) = self.sessions.get(&session) {
+            for m in s.members().iter().filter(|m| m.peer != peer) {
+                self.conns.send_tcp(m.conn, |buf| away.encode(buf));
+            }
+        }
+        self.call_hook(now, session, |h, ctx| h.player_disconnected(ctx, peer));
+        true
+    }
+
+    /// HELLO mode 4: takes back a held seat (or one whose old connection the server has not
+    /// yet seen drop) with the reconnect secret from WELCOME. The player keeps its peer id,
+    /// groups and props; the reliable messages queued for it since are replayed after WELCOME.
+    fn reconnect(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        sid: SessionId,
+        payload: &[u8],
+        ticket: Option<&super::auth::Ticket>,
+    ) -> Result<(), (Code, String)> {
+        let refused = || {
+            (
+                Code::ReconnectRefused,
+                "no seat is held for that peer with that secret (it expired, the player left, \
+                 or the server restarted): join again"
+                    .to_owned(),
+            )
+        };
+        let Ok(seat) = <[u8; 10]>::try_from(payload) else {
+            return Err((
+                Code::BadHello,
+                "join mode 4's payload is the peer id (u16) and the reconnect secret (u64)".into(),
+            ));
+        };
+        let peer = PeerId(u16::from_le_bytes([seat[0], seat[1]]));
+        let secret = u64::from_le_bytes(seat[2..10].try_into().expect("8 bytes"));
+        let session = match self.sessions.get(&sid) {
+            Some(s) if s.json.is_none() => s,
+            _ => {
+                return Err((
+                    Code::SessionNotFound,
+                    format!("no session with id {}", sid.0),
+                ));
+            }
+        };
+        if let Some(t) = ticket
+            && !t.admits(sid.0, &session.name)
+        {
+            return Err(t.wrong_session());
+        }
+        let member = session
+            .members()
+            .iter()
+            .find(|m| m.peer == peer)
+            .ok_or_else(refused)?;
+        let old = member.conn;
+        let player_id = member.player_id.clone();
+        if let Some(t) = ticket
+            && t.player_id != player_id
+        {
+            return Err((
+                Code::InvalidTicket,
+                "the ticket is for another player than this seat's".into(),
+            ));
+        }
+        let old_conn = self.conns.get_mut(old).ok_or_else(refused)?;
+        let held = matches!(old_conn.phase, Phase::Away { session, peer: p } if session == sid && p == peer)
+            || matches!(old_conn.phase, Phase::Joined { session, peer: p } if session == sid && p == peer);
+        let matches = old_conn.reconnect_secret != 0
+            && (old_conn.reconnect_secret ^ secret) == 0
+            && old != id;
+        if !held || !matches {
+            return Err(refused());
+        }
+        // The old connection (held, or not yet seen to drop) gives up its slot and its queue.
+        let missed = old_conn.tcp_out.take_whole_frames();
+        old_conn.phase = Phase::Closing;
+        old_conn.close_note = Some((Code::Replaced, "the player reconnected".into()));
+        self.events.push_back(Event::Close(old));
+        if let Some(s) = self.sessions.get_mut(&sid) {
+            s.rebind(peer, id);
+        }
+        let fresh = random_secret();
+        let conn = self
+            .conns
+            .get_mut(id)
+            .expect("caller checked the connection");
+        conn.phase = Phase::Joined { session: sid, peer };
+        conn.player_id = player_id.clone();
+        conn.reconnect_secret = fresh;
+        let serial = conn.serial;
+        let udp_secret = conn.udp_secret;
+        if !player_id.is_empty() {
+            self.players.insert(player_id, id);
+        }
+        let Some(session) = self.sessions.get(&sid) else {
+            return Err((Code::SessionEnded, "the session ended".into()));
+        };
+        let welcome = ServerMsg::Welcome(Welcome {
+            version: PROTOCOL_VERSION,
+            peer: peer.0,
+            session_id: sid.0,
+            udp_conn_id: id.0,
+            udp_secret,
+            udp_port: self.udp_port,
+            server_time_us: self.clock.wall_us(now),
+            idle_timeout_ms: self.config.server.idle_timeout_ms as u32,
+            max_frame_bytes: self.config.limits.max_frame_bytes as u32,
+            session_name: &session.name,
+            peers: session
+                .members()
+                .iter()
+                .filter(|m| m.peer != peer)
+                .map(|m| PeerInfo {
+                    peer: m.peer.0,
+                    player_id: &m.player_id,
+                    name: &m.name,
+                })
+                .collect(),
+            reconnect_secret: fresh,
+        });
+        self.conns.send_tcp(id, |buf| {
+            welcome.encode(buf);
+            buf.extend_from_slice(&missed);
+        });
+        let back = ServerMsg::PlayerBack { peer: peer.0 };
+        for m in session.members().iter().filter(|m| m.peer != peer) {
+            self.conns.send_tcp(m.conn, |buf| back.encode(buf));
+        }
+        log::info!(
+            "{sid}: {peer} reconnected ({} bytes of missed messages replayed)",
+            missed.len()
+        );
+        self.timers
+            .schedule(now + self.config.idle_timeout(), TimerKey::Idle(id, serial));
+        self.call_hook(now, sid, |h, ctx| h.player_reconnected(ctx, peer));
+        Ok(())
     }
 
     /// The transport closed the connection after [`Event::Close`]: frees its slot.
@@ -947,6 +1136,19 @@ impl<H: Hooks> Server<H> {
                     }
                 }
                 TimerKey::Idle(id, serial) => self.idle_check(now, id, serial),
+                TimerKey::Away(id, serial) => {
+                    if self.conns.get(id).is_some_and(|c| {
+                        c.serial == serial && matches!(c.phase, Phase::Away { .. })
+                    }) {
+                        let ms = self.config.sessions.reconnect_grace_ms;
+                        self.close(
+                            now,
+                            id,
+                            Code::ConnectionLost,
+                            &format!("did not come back within {ms} ms"),
+                        );
+                    }
+                }
                 TimerKey::Script(sid, timer) => {
                     if self.sessions.contains_key(&sid) {
                         self.call_hook(now, sid, |h, ctx| h.on_timer(ctx, timer));
@@ -1077,10 +1279,12 @@ impl<H: Hooks> Server<H> {
 
     /// Bytes waiting to be written to a connection's TCP stream.
     pub fn tcp_pending(&self, id: ConnId) -> &[u8] {
-        self.conns
-            .get(id)
-            .map(|c| c.tcp_out.pending())
-            .unwrap_or(&[])
+        match self.conns.get(id) {
+            // Kept for the replay when the player is back, not for the old socket.
+            Some(c) if matches!(c.phase, Phase::Away { .. }) => &[],
+            Some(c) => c.tcp_out.pending(),
+            None => &[],
+        }
     }
 
     /// The transport wrote `n` bytes of [`Server::tcp_pending`]. If some remain, the connection

@@ -149,6 +149,18 @@ impl Session {
         Some(&mut self.members[i])
     }
 
+    /// Moves a peer to another connection (a reconnect), in the member list and its groups.
+    pub(crate) fn rebind(&mut self, peer: PeerId, conn: ConnId) {
+        if let Some(m) = self.member_mut(peer) {
+            m.conn = conn;
+        }
+        for members in self.groups.values_mut() {
+            for entry in members.iter_mut().filter(|(p, _)| *p == peer) {
+                entry.1 = conn;
+            }
+        }
+    }
+
     /// The connection of a peer.
     pub(crate) fn conn_of(&self, peer: PeerId) -> Option<ConnId> {
         self.index_of(peer).ok().map(|i| self.members[i].conn)

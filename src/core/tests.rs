@@ -34,6 +34,8 @@ enum Got {
     UdpBound,
     PlayerProps(u16, Vec<u8>),
     SessionProps(u16, Vec<u8>),
+    Away(u16),
+    Back(u16),
 }
 
 fn own(msg: ServerMsg<'_>) -> Got {
@@ -70,6 +72,8 @@ fn own(msg: ServerMsg<'_>) -> Got {
         ServerMsg::UdpBound => Got::UdpBound,
         ServerMsg::PlayerProps { peer, props } => Got::PlayerProps(peer, props.to_vec()),
         ServerMsg::SessionProps { by, props } => Got::SessionProps(by, props.to_vec()),
+        ServerMsg::PlayerAway { peer } => Got::Away(peer),
+        ServerMsg::PlayerBack { peer } => Got::Back(peer),
     }
 }
 
@@ -833,7 +837,7 @@ fn unknown_type_or_join_mode_as_the_first_frame_is_rejected_with_its_code() {
         stray_field: None,
     })
     .encode(&mut hello);
-    for mode in [0u8, 4] {
+    for mode in [0u8, 5] {
         hello[7] = mode;
         let id = s.server.handle_accept(s.now, addr(1));
         s.server.handle_tcp_bytes(s.now, id, &hello);

@@ -12,6 +12,8 @@ pub(crate) enum TimerKey {
     Handshake(ConnId, u64),
     /// Check whether the connection (with this serial) has been silent too long.
     Idle(ConnId, u64),
+    /// Give up a held seat if the connection (with this serial) is still away.
+    Away(ConnId, u64),
     /// End the session if it is still empty since the given empty epoch.
     Linger(SessionId, u64),
     /// A timer armed by the session's logic, with the logic's own id.

@@ -5,13 +5,15 @@
 use mlua::{Lua, Table, Value};
 
 /// Every callback the host calls, by name.
-pub(crate) const KNOWN: [&str; 19] = [
+pub(crate) const KNOWN: [&str; 21] = [
     "on_session_start",
     "on_session_end",
     "on_player_connect",
     "on_player_join",
     "on_player_leave",
     "on_network_change",
+    "on_player_disconnect",
+    "on_player_reconnect",
     "on_group_join",
     "on_group_leave",
     "on_player_props",

@@ -298,6 +298,14 @@ impl Hooks for LuaHooks {
         self.with(ctx, |s, ctx| s.player_left(ctx, peer, reason));
     }
 
+    fn player_disconnected(&mut self, ctx: &mut Ctx<'_>, peer: PeerId) {
+        self.with(ctx, |s, ctx| s.player_disconnected(ctx, peer));
+    }
+
+    fn player_reconnected(&mut self, ctx: &mut Ctx<'_>, peer: PeerId) {
+        self.with(ctx, |s, ctx| s.player_reconnected(ctx, peer));
+    }
+
     fn udp_bound(&mut self, ctx: &mut Ctx<'_>, peer: PeerId) {
         self.with(ctx, |s, ctx| s.udp_bound(ctx, peer));
     }

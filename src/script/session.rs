@@ -322,6 +322,7 @@ impl SessionScript {
         };
         player.set("claims", claims)?;
         player.set("udp", false)?;
+        player.set("connected", true)?;
         player.set("props", "")?;
         player.set("data", self.lua.create_table()?)?;
         Ok(player)
@@ -346,6 +347,23 @@ impl SessionScript {
         self.call_named(ctx, "on_player_leave", (player, reason.name()));
         if let Ok(players) = self.players() {
             let _ = players.set(peer.0, Value::Nil);
+        }
+    }
+
+    /// `on_player_disconnect(player)`: its connection dropped; the seat is held.
+    pub(crate) fn player_disconnected(&mut self, ctx: &mut Ctx<'_>, peer: PeerId) {
+        if let Some(player) = self.player(peer) {
+            let _ = player.raw_set("udp", false);
+            let _ = player.raw_set("connected", false);
+            self.call_named(ctx, "on_player_disconnect", player);
+        }
+    }
+
+    /// `on_player_reconnect(player)`: back on a new connection, same peer id.
+    pub(crate) fn player_reconnected(&mut self, ctx: &mut Ctx<'_>, peer: PeerId) {
+        if let Some(player) = self.player(peer) {
+            let _ = player.raw_set("connected", true);
+            self.call_named(ctx, "on_player_reconnect", player);
         }
     }
 

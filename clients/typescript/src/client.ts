@@ -86,6 +86,10 @@ export interface ClientEvents {
   playerJoined: [PeerInfo];
   /** A player left, with the code of why (25 left, 26 lost, 20 idle, ...). */
   playerLeft: [peer: number, reason: number];
+  /** A player's connection dropped; the server holds its seat. */
+  playerAway: [peer: number];
+  /** A player whose seat was held is back (same peer id). */
+  playerBack: [peer: number];
   /** A group's members changed (or a query's answer). */
   groupMembers: [group: number, members: readonly number[]];
   /** A player's custom properties changed. */
@@ -203,6 +207,7 @@ export class Client {
   private lastSent = Date.now();
   private keepaliveTimer: ReturnType<typeof setInterval> | undefined;
   private closeNote: { code: number; message: string } | undefined;
+  private reconnectSecret: bigint;
   private leaving = false;
   /** Messages that came with or right after WELCOME, held until the caller of `connect` has
    * had its turn to add listeners (then dispatched in order). */
@@ -219,6 +224,7 @@ export class Client {
     this.sessionId = welcome.sessionId;
     this.sessionName = welcome.sessionName;
     this.idleTimeoutMs = welcome.idleTimeoutMs;
+    this.reconnectSecret = welcome.reconnectSecret;
     for (const p of welcome.peers) this.players.set(p.peer, p);
     this.startKeepalive();
   }
@@ -362,6 +368,12 @@ export class Client {
         this.players.set(msg.player.peer, msg.player);
         this.emit("playerJoined", msg.player);
         break;
+      case "playerAway":
+        this.emit("playerAway", msg.peer);
+        break;
+      case "playerBack":
+        this.emit("playerBack", msg.peer);
+        break;
       case "playerLeft":
         this.players.delete(msg.peer);
         this.lastSequenced.delete(msg.peer);
@@ -417,30 +429,46 @@ export class Client {
       return;
     }
     const { attempts = 5, delayMs = 250 } = typeof wanted === "object" ? wanted : {};
+    // What comes with the new WELCOME (the replayed messages) follows the `reconnected` event.
+    this.held = [];
     for (let attempt = 1; attempt <= attempts; attempt++) {
       this.emit("reconnecting", attempt);
       await new Promise((r) => setTimeout(r, delayMs * 2 ** (attempt - 1)));
       try {
+        // With a held seat: take it back (same peer id, the missed messages follow); without
+        // one, join the session again as a new peer.
+        const join: JoinMode =
+          this.reconnectSecret !== 0n
+            ? { mode: "reconnect", sessionId: this.sessionId, peer: this.peer, secret: this.reconnectSecret }
+            : { mode: "join", sessionId: this.sessionId };
         const { ws, welcome } = await handshake(
           this.opts,
-          { mode: "join", sessionId: this.sessionId },
+          join,
           (m) => this.handle(m),
           (s, r) => void this.closedBy(s, r),
         );
         this.ws = ws;
         this.peer = welcome.peer;
         this.idleTimeoutMs = welcome.idleTimeoutMs;
+        this.reconnectSecret = welcome.reconnectSecret;
         this.players.clear();
         for (const p of welcome.peers) this.players.set(p.peer, p);
         this.startKeepalive();
         this.emit("reconnected", welcome);
+        this.releaseHeld();
         return;
       } catch (e) {
-        // A refusal (the session ended, say) will not change by retrying.
-        if (e instanceof MoonrtError && e.code !== Code.ConnectionLost && e.code !== Code.HandshakeTimeout) break;
+        // A refusal (the session ended, the seat was given up) will not change by retrying.
+        if (e instanceof MoonrtError && e.code !== Code.ConnectionLost && e.code !== Code.HandshakeTimeout) {
+          this.closed = true;
+          this.held = null;
+          this.emit("close", { code: e.code, message: e.serverMessage, willReconnect: false });
+          return;
+        }
       }
     }
     this.closed = true;
+    this.held = null;
     this.emit("close", { code: Code.ConnectionLost, message: "could not reconnect", willReconnect: false });
   }
 

@@ -16,7 +16,8 @@ export type Target = "all" | readonly number[] | { readonly group: number } | "s
 export type JoinMode =
   | { readonly mode: "create"; readonly name: string }
   | { readonly mode: "join"; readonly sessionId: number }
-  | { readonly mode: "joinOrCreate"; readonly name: string };
+  | { readonly mode: "joinOrCreate"; readonly name: string }
+  | { readonly mode: "reconnect"; readonly sessionId: number; readonly peer: number; readonly secret: bigint };
 
 /** A player as WELCOME and PLAYER_JOINED describe it. */
 export interface PeerInfo {
@@ -36,6 +37,8 @@ export interface Welcome {
   readonly maxFrameBytes: number;
   readonly sessionName: string;
   readonly peers: readonly PeerInfo[];
+  /** Takes this seat back after a drop (0n: the server holds no seats). */
+  readonly reconnectSecret: bigint;
 }
 
 /** A message delivered to this client. */
@@ -54,6 +57,8 @@ export type ServerMessage =
   | { readonly type: "delivery"; readonly delivery: Delivery }
   | { readonly type: "playerJoined"; readonly player: PeerInfo }
   | { readonly type: "playerLeft"; readonly peer: number; readonly reason: number }
+  | { readonly type: "playerAway"; readonly peer: number }
+  | { readonly type: "playerBack"; readonly peer: number }
   | { readonly type: "groupMembers"; readonly group: number; readonly members: readonly number[] }
   | { readonly type: "pong"; readonly clientTime: bigint; readonly serverTimeUs: number }
   | { readonly type: "close"; readonly code: number; readonly message: string }
@@ -171,6 +176,11 @@ class FrameReader {
     return s;
   }
 
+  /** Whether bytes are left (fields added in later versions). */
+  more(): boolean {
+    return this.at < this.body.length;
+  }
+
   rest(): Uint8Array {
     const r = this.body.slice(this.at);
     this.at = this.body.length;
@@ -197,6 +207,15 @@ export function encodeHello(
     case "joinOrCreate":
       w.u8(3).u64(0n).str(join.name);
       break;
+    case "reconnect":
+      w.u8(4).u64(BigInt(join.sessionId)).str("");
+      return w
+        .str(token)
+        .str(playerId)
+        .str(name)
+        .u16(join.peer)
+        .u64(join.secret)
+        .finish();
   }
   return w.str(token).str(playerId).str(name).rest(payload).finish();
 }
@@ -279,9 +298,21 @@ export function decodeServer(frame: Uint8Array): ServerMessage {
       const count = r.u16();
       const peers: PeerInfo[] = [];
       for (let i = 0; i < count; i++) peers.push({ peer: r.u16(), playerId: r.str(), name: r.str() });
+      const reconnectSecret = r.more() ? r.u64() : 0n;
       return {
         type: "welcome",
-        welcome: { version, peer, sessionId, udpPort, serverTimeUs, idleTimeoutMs, maxFrameBytes, sessionName, peers },
+        welcome: {
+          version,
+          peer,
+          sessionId,
+          udpPort,
+          serverTimeUs,
+          idleTimeoutMs,
+          maxFrameBytes,
+          sessionName,
+          peers,
+          reconnectSecret,
+        },
       };
     }
     case 0x82:
@@ -297,6 +328,10 @@ export function decodeServer(frame: Uint8Array): ServerMessage {
       return { type: "playerJoined", player: { peer: r.u16(), playerId: r.str(), name: r.str() } };
     case 0x85:
       return { type: "playerLeft", peer: r.u16(), reason: r.u16() };
+    case 0x8d:
+      return { type: "playerAway", peer: r.u16() };
+    case 0x8e:
+      return { type: "playerBack", peer: r.u16() };
     case 0x86: {
       const group = r.u16();
       const count = r.u16();

@@ -148,6 +148,34 @@ test("refusals and closes carry their codes", async () => {
   assert.throws(() => kicked.send("all", 1), MoonrtError);
 });
 
+test("with a held seat, a dropped client takes it back: same peer id, missed messages replayed", async () => {
+  const held = await startServer(undefined, "", 5000);
+  const make = (opts: Omit<ConnectOptions, "url" | "WebSocket">) =>
+    connect({ url: held.url, WebSocket: WebSocket as unknown as WebSocketConstructor, ...opts });
+  try {
+    const stay = await make({ room: "seat", name: "stay" });
+    const roamer = await make({ room: "seat", name: "roamer", reconnect: { attempts: 5, delayMs: 200 } });
+    const away = stay.next("playerAway");
+    const backNote = stay.next("playerBack", 10000);
+    (roamer as unknown as { ws: { terminate(): void } }).ws.terminate();
+    assert.equal((await away)[0], roamer.peer);
+    const oldPeer = roamer.peer;
+    stay.send([oldPeer], 21, "while you were away");
+    const back = roamer.next("reconnected", 10000);
+    const missed = roamer.next("delivery", 10000);
+    const [welcome] = await back;
+    assert.equal(welcome.peer, oldPeer);
+    const [d] = await missed;
+    assert.deepEqual([d.opcode, text.decode(d.payload)], [21, "while you were away"]);
+    const [backPeer] = await backNote;
+    assert.equal(backPeer, oldPeer);
+    stay.disconnect();
+    roamer.disconnect();
+  } finally {
+    await held.stop();
+  }
+});
+
 test("after a dropped connection the client rejoins its session by itself", async () => {
   const stay = await open({ room: "flaky", name: "stay" });
   const roamer = await open({ room: "flaky", name: "roamer", reconnect: { attempts: 5, delayMs: 100 } });

@@ -34,7 +34,7 @@ export interface RunningServer {
 }
 
 /** Starts moonrt with `script` (Lua source) or none, and extra config TOML. */
-export async function startServer(script?: string, extraToml = ""): Promise<RunningServer> {
+export async function startServer(script?: string, extraToml = "", reconnectGraceMs = 0): Promise<RunningServer> {
   const dir = mkdtempSync(join(tmpdir(), "moonrt-ts-"));
   let scriptPath = "";
   if (script !== undefined) {
@@ -45,7 +45,7 @@ export async function startServer(script?: string, extraToml = ""): Promise<Runn
   writeFileSync(
     config,
     `[server]\nlisten = "127.0.0.1:0"\nws_listen = "127.0.0.1:0"\n` +
-      `[sessions]\nempty_session_linger_ms = 0\n[script]\npath = ${JSON.stringify(scriptPath)}\n${extraToml}`,
+      `[sessions]\nempty_session_linger_ms = 0\nreconnect_grace_ms = ${reconnectGraceMs}\n[script]\npath = ${JSON.stringify(scriptPath)}\n${extraToml}`,
   );
   const child: ChildProcess = spawn(binary("moonrt"), ["--config", config], {
     stdio: ["ignore", "ignore", "pipe"],
