@@ -207,6 +207,14 @@ pub struct ScriptConfig {
     pub args: Vec<String>,
     /// Watch the script folder and make a saved edit current for new sessions.
     pub watch: bool,
+    /// Hosts (`name` or `name:port`) `rt.http.request` may reach; empty turns it off.
+    pub http_allow: Vec<String>,
+    /// Longest time one backend request may take.
+    pub http_timeout_ms: u64,
+    /// Largest request or response body.
+    pub http_max_body_bytes: usize,
+    /// Requests in flight at once (worker threads), and per session.
+    pub http_max_concurrent: usize,
 }
 
 /// What a Lua error in a callback does.
@@ -230,6 +238,10 @@ impl Default for ScriptConfig {
             on_error: OnError::Log,
             args: Vec::new(),
             watch: true,
+            http_allow: Vec::new(),
+            http_timeout_ms: 5_000,
+            http_max_body_bytes: 1 << 20,
+            http_max_concurrent: 8,
         }
     }
 }
@@ -429,6 +441,26 @@ impl Config {
             self.script.log_lines_per_sec >= 1,
             "script.log_lines_per_sec",
             || "must be at least 1".into(),
+        )?;
+        check(
+            (1..=64).contains(&self.script.http_max_concurrent),
+            "script.http_max_concurrent",
+            || {
+                format!(
+                    "must be between 1 and 64 (got {})",
+                    self.script.http_max_concurrent
+                )
+            },
+        )?;
+        check(
+            (100..=60_000).contains(&self.script.http_timeout_ms),
+            "script.http_timeout_ms",
+            || {
+                format!(
+                    "must be between 100 and 60000 (got {})",
+                    self.script.http_timeout_ms
+                )
+            },
         )?;
         let w = &self.watchdog;
         check(w.stall_log_ms >= 10, "watchdog.stall_log_ms", || {

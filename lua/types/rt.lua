@@ -82,6 +82,16 @@ function Log.warn(...) end
 ---@param ... any
 function Log.error(...) end
 
+---@class rt.Http
+local Http = {}
+
+---Calls a backend on a worker thread; `callback(response, err)` runs later in this session.
+---Only hosts in [script] http_allow; redirects are not followed. Returns the request id.
+---@param options rt.HttpRequest
+---@param callback fun(response: rt.HttpResponse|nil, err: string|nil)
+---@return integer
+function Http.request(options, callback) end
+
 ---@class rt.Json
 local Json = {}
 ---Encodes a Lua value (tables, strings, numbers, booleans) as JSON text.
@@ -128,6 +138,7 @@ function Data.vector(x, y, z, w) end
 ---@field session rt.Session
 ---@field log rt.Log
 ---@field json rt.Json
+---@field http rt.Http
 ---@field data rt.Data
 rt = {}
 
@@ -187,6 +198,19 @@ function rt.group_remove(group, peer) end
 ---@param group integer
 ---@return integer[]
 function rt.group_members(group) end
+
+---@class rt.HttpResponse
+---@field status integer
+---@field headers table<string, string>   Names in lower case.
+---@field body string
+
+---@class rt.HttpRequest
+---@field url string
+---@field method string|nil     Default "GET".
+---@field headers table<string, string>|nil
+---@field body string|nil
+---@field timeout_ms integer|nil At most [script] http_timeout_ms.
+
 
 ---The group id of every player in the session (65535): a target and a query, never joined.
 rt.ALL_PLAYERS = 65535

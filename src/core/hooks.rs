@@ -310,6 +310,18 @@ pub trait Hooks {
     /// The event loop was woken from another thread (a watcher saw files change, say).
     fn woken(&mut self) {}
 
+    /// Sessions whose logic has work from another thread (an answer to `rt.http`): the core
+    /// calls [`Hooks::session_woken`] for each, with a context.
+    fn woken_sessions(&mut self) -> Vec<SessionId> {
+        Vec::new()
+    }
+
+    /// Work for this session arrived from another thread.
+    fn session_woken(&mut self, _ctx: &mut Ctx<'_>) {}
+
+    /// How to wake the event loop from another thread (given when the server is bound).
+    fn set_waker(&mut self, _wake: std::sync::Arc<dyn Fn() + Send + Sync>) {}
+
     /// Whether the logic considers the process healthy (for health checks).
     fn healthy(&mut self) -> bool {
         true

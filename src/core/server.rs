@@ -188,6 +188,18 @@ impl<H: Hooks> Server<H> {
 
     // ----- inputs -----
 
+    /// The loop was woken from another thread: session logic picks up what arrived (a reload,
+    /// backend answers) and each session with work gets its callback.
+    pub fn handle_wake(&mut self, now: Instant) {
+        self.hooks.woken();
+        for sid in self.hooks.woken_sessions() {
+            if self.sessions.contains_key(&sid) {
+                self.call_hook(now, sid, |h, ctx| h.session_woken(ctx));
+            }
+        }
+        self.after_input(now);
+    }
+
     /// The transport's loop could not read for `stalled` (a long loop turn). Clients' backlogs
     /// from that time arrive in a burst; rate limits give them that much extra allowance, so a
     /// stall is never charged to clients.

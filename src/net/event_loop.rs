@@ -70,7 +70,7 @@ impl<H: Hooks> NetServer<H> {
                         }
                     }
                     WAKER => {
-                        self.core.hooks_mut().woken();
+                        self.core.handle_wake(now);
                         self.answer_admin(now);
                     }
                     SIGNALS => self.read_signals(),

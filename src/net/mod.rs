@@ -233,6 +233,13 @@ impl<H: Hooks> NetServer<H> {
             )?)
         };
         let server_id = config.server_id();
+        let mut hooks = hooks;
+        {
+            let waker = waker.clone();
+            hooks.set_waker(Arc::new(move || {
+                let _ = waker.wake();
+            }));
+        }
         let clock = WallClock {
             at: Instant::now(),
             unix_us: SystemTime::now()

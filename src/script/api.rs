@@ -48,6 +48,12 @@ pub(crate) struct CallState {
     /// Timers the core holds for this session that have not fired yet (cleared ones included:
     /// the core forgets them only when they come due).
     pub outstanding_timers: usize,
+    /// `rt.http`'s pool (`None` in the process-wide state and checks).
+    pub http: Option<std::sync::Arc<super::http::Pool>>,
+    /// `rt.http` callbacks waiting for their answers, by request id.
+    pub http_pending: HashMap<u64, Function>,
+    /// The next `rt.http` request id.
+    pub next_http: u64,
     /// The server-wide limits of `rt.configure_session`: max players, linger ms (`None` in the
     /// process-wide state).
     pub session_limits: Option<(usize, u64)>,
@@ -120,6 +126,9 @@ impl CallState {
             outstanding_timers: 0,
             memory_limit: usize::MAX,
             session_limits: None,
+            http: None,
+            http_pending: HashMap::new(),
+            next_http: 1,
             log: LogLimit::new(u32::MAX),
         }
     }
@@ -378,6 +387,7 @@ pub(crate) fn install(lua: &Lua, setup: &Setup<'_>) -> mlua::Result<Table> {
         None => Value::Table(lua.create_table()?),
     };
     session.set("params", params)?;
+    state(lua)?.http = setup.http.clone();
     if let Some(settings) = setup.settings {
         session.set("max_players", settings.max_players)?;
         session.set("linger_ms", settings.linger_ms)?;
@@ -556,6 +566,58 @@ pub(crate) fn install(lua: &Lua, setup: &Setup<'_>) -> mlua::Result<Table> {
         })?,
     )?;
     rt.set("ALL_PLAYERS", ALL_PLAYERS_GROUP)?;
+    let http = lua.create_table()?;
+    http.set(
+        "request",
+        lua.create_function(|lua, (opts, callback): (Table, Function)| {
+            let request = super::http::Request {
+                method: opts
+                    .get::<Option<String>>("method")?
+                    .unwrap_or_else(|| "GET".into())
+                    .to_ascii_uppercase(),
+                url: opts
+                    .get::<Option<String>>("url")?
+                    .ok_or_else(|| mlua::Error::runtime("rt.http.request: give a url"))?,
+                headers: match opts.get::<Option<Table>>("headers")? {
+                    Some(t) => t
+                        .pairs::<String, String>()
+                        .collect::<mlua::Result<Vec<_>>>()?,
+                    None => Vec::new(),
+                },
+                body: opts
+                    .get::<Option<mlua::LuaString>>("body")?
+                    .map(|b| b.as_bytes().to_vec())
+                    .unwrap_or_default(),
+                timeout: Duration::from_millis(
+                    opts.get::<Option<u64>>("timeout_ms")?
+                        .unwrap_or(u64::MAX / 2),
+                ),
+            };
+            let mut st = state(lua)?;
+            let Some(pool) = st.http.clone() else {
+                return Err(mlua::Error::runtime(
+                    "rt.http works in a session's callbacks only",
+                ));
+            };
+            pool.check(&request)
+                .map_err(|e| mlua::Error::runtime(format!("rt.http.request: {e}")))?;
+            if st.http_pending.len() >= pool.per_session {
+                return Err(mlua::Error::runtime(format!(
+                    "rt.http.request: {} requests are in flight for this session already \
+                     ([script] http_max_concurrent)",
+                    st.http_pending.len()
+                )));
+            }
+            let id = st.next_http;
+            st.next_http += 1;
+            st.http_pending.insert(id, callback);
+            let session = st.session;
+            drop(st);
+            pool.submit(session, id, request);
+            Ok(id)
+        })?,
+    )?;
+    rt.set("http", http)?;
     rt.set(
         "send_group_members",
         lua.create_function(|lua, (group, to): (i64, Value)| {

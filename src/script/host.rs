@@ -15,6 +15,7 @@ use crate::ops::journal;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Runs the session script: a fresh Lua state for each session, dropped when the session ends.
@@ -39,6 +40,12 @@ pub struct LuaHooks {
     dev: bool,
     /// Whether the last reload that found a change made it current.
     last_reload_ok: Option<bool>,
+    /// `rt.http`'s worker pool, the answers it sends back, and how it wakes the loop.
+    http: Arc<super::http::Pool>,
+    http_results: std::sync::mpsc::Receiver<super::http::Outcome>,
+    http_wake: super::http::Wake,
+    /// Answers received, by session, waiting for `session_woken`.
+    http_done: HashMap<SessionId, Vec<super::http::Outcome>>,
 }
 
 impl LuaHooks {
@@ -51,10 +58,13 @@ impl LuaHooks {
         let server_id = config.server_id();
         let mut outbox = crate::core::Outbox::default();
         let mut ctx = process_ctx(&mut outbox);
+        let http_wake = super::http::Wake::default();
+        let (http, http_results) = super::http::Pool::new(&config.script, http_wake.clone());
         let setup = Setup {
             name: "",
             params: None,
             settings: None,
+            http: None,
             server_id: &server_id,
             process: None,
         };
@@ -79,6 +89,10 @@ impl LuaHooks {
             watcher: None,
             dev: false,
             last_reload_ok: None,
+            http,
+            http_results,
+            http_wake,
+            http_done: HashMap::new(),
         })
     }
 
@@ -164,6 +178,7 @@ impl LuaHooks {
             name: "",
             params: None,
             settings: None,
+            http: None,
             server_id: &self.server_id,
             process: self.process_data.as_ref(),
         };
@@ -216,6 +231,7 @@ pub fn check(source: &ScriptSource, config: &ScriptConfig) -> Result<Vec<String>
         name: "",
         params: None,
         settings: None,
+        http: None,
         server_id: "check",
         process: None,
     };
@@ -256,6 +272,7 @@ impl Hooks for LuaHooks {
             name: start.name,
             params: start.params,
             settings: Some(*start),
+            http: Some(self.http.clone()),
             server_id: &self.server_id,
             process: self.process_data.as_ref(),
         };
@@ -399,5 +416,35 @@ impl Hooks for LuaHooks {
         if let Some(read) = self.watcher.as_ref().and_then(Watcher::take_read) {
             let _ = self.apply_read(read);
         }
+    }
+
+    fn woken_sessions(&mut self) -> Vec<SessionId> {
+        while let Ok(outcome) = self.http_results.try_recv() {
+            if self.sessions.contains_key(&outcome.session) {
+                self.http_done
+                    .entry(outcome.session)
+                    .or_default()
+                    .push(outcome);
+            } else {
+                log::debug!(
+                    "{}: an rt.http answer came after the session ended; dropped",
+                    outcome.session
+                );
+            }
+        }
+        self.http_done.keys().copied().collect()
+    }
+
+    fn session_woken(&mut self, ctx: &mut Ctx<'_>) {
+        let outcomes = self.http_done.remove(&ctx.session).unwrap_or_default();
+        self.with(ctx, |s, ctx| {
+            for outcome in outcomes {
+                s.http_done(ctx, outcome);
+            }
+        });
+    }
+
+    fn set_waker(&mut self, wake: Arc<dyn Fn() + Send + Sync>) {
+        *self.http_wake.lock().unwrap_or_else(|e| e.into_inner()) = Some(wake);
     }
 }

@@ -20,6 +20,7 @@ mod api;
 mod callbacks;
 mod data;
 mod host;
+mod http;
 mod pattern;
 mod sandbox;
 mod session;

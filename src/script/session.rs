@@ -39,6 +39,8 @@ pub(crate) struct Setup<'a> {
     /// The session's settings and their limits (`rt.session.max_players`, ...); `None` for the
     /// process-wide state and checks.
     pub settings: Option<crate::core::SessionStart<'a>>,
+    /// `rt.http`'s pool (sessions only).
+    pub http: Option<std::sync::Arc<super::http::Pool>>,
     /// `rt.server_id`.
     pub server_id: &'a str,
     /// What the process-wide `on_process_start` returned, shared read-only as `rt.process`.
@@ -348,6 +350,31 @@ impl SessionScript {
         if let Ok(players) = self.players() {
             let _ = players.set(peer.0, Value::Nil);
         }
+    }
+
+    /// An `rt.http` answer: its callback runs with `(response, nil)` or `(nil, error)`.
+    pub(crate) fn http_done(&mut self, ctx: &mut Ctx<'_>, outcome: super::http::Outcome) {
+        let func = self
+            .lua
+            .app_data_mut::<CallState>()
+            .and_then(|mut st| st.http_pending.remove(&outcome.id));
+        let Some(func) = func else {
+            return;
+        };
+        self.call(ctx, "an rt.http callback", |lua, _| match outcome.result {
+            Ok(response) => {
+                let t = lua.create_table()?;
+                t.set("status", response.status)?;
+                let headers = lua.create_table()?;
+                for (k, v) in response.headers {
+                    headers.set(k, v)?;
+                }
+                t.set("headers", headers)?;
+                t.set("body", lua.create_string(&response.body)?)?;
+                func.call::<()>((t, Value::Nil))
+            }
+            Err(why) => func.call::<()>((Value::Nil, why)),
+        });
     }
 
     /// `on_player_disconnect(player)`: its connection dropped; the seat is held.
