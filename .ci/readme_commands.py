@@ -210,6 +210,8 @@ def rule_for(command):
         return "run by .ci/run's test step", None
     if re.fullmatch(r"cargo run --release( -- (--dev|--listen \S+|--config \S+)( --\S+( \S+)?)*)?", command):
         return "server", lambda: smoke_server(command)
+    if re.fullmatch(r"cargo run --release -- test( \S+)*", command):
+        return "script tests", lambda: run_to_completion(command, expect=" 0 failed")
     if re.fullmatch(r"cargo run --release -- check( \S+)?( --strict)?", command):
         return "check", lambda: run_to_completion(command, expect="ok")
     if re.fullmatch(r"cargo run --release --example (reload_latency|loopback_relay)( \d+)?", command):

@@ -56,6 +56,12 @@ enum Command {
         #[arg(long)]
         strict: bool,
     },
+    /// Run Lua test files (`*_test.lua`, SCRIPTING.md "Testing scripts") against session
+    /// scripts with simulated players and a virtual clock; exit 1 if any test fails.
+    Test {
+        /// Test files or folders (default: lua/tests).
+        paths: Vec<PathBuf>,
+    },
     /// Print a signed join ticket (a JWT) for development and tests, signed with the config's
     /// [auth] key. A game's backend mints its own with any JWT library (see README, Security).
     Ticket {
@@ -88,8 +94,15 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // `moonrt test` prints its own report; the simulated sessions' log lines stay out of it
+    // unless RUST_LOG asks for them.
+    let default_level = if matches!(cli.command, Some(Command::Test { .. })) {
+        "warn"
+    } else {
+        "info"
+    };
     let mut logger =
-        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level));
     if cli.log_format == LogFormat::Json {
         logger.format(|buf, record| {
             use std::io::Write;
@@ -129,6 +142,28 @@ fn run(cli: Cli) -> Result<(), String> {
         Config::default()
     };
     load_ticket_key(&mut config).map_err(|e| format!("{}: {e}", cli.config.display()))?;
+    if let Some(Command::Test { paths }) = &cli.command {
+        let paths = if paths.is_empty() {
+            vec![PathBuf::from("lua/tests")]
+        } else {
+            paths.clone()
+        };
+        let report = match moonrt::script::testing::run(&paths, &config, &mut std::io::stdout()) {
+            Ok(report) => report,
+            Err(e) => {
+                eprintln!("error: {e}");
+                std::process::exit(1);
+            }
+        };
+        println!("{} test(s), {} failed", report.ran, report.failures.len());
+        if !report.failures.is_empty() {
+            for f in &report.failures {
+                eprintln!("FAIL {}", f.test);
+            }
+            std::process::exit(1);
+        }
+        return Ok(());
+    }
     if let Some(Command::Ticket {
         player,
         session,

@@ -143,6 +143,16 @@ impl<H: Hooks> Server<H> {
         &mut self.hooks
     }
 
+    /// The session logic, to inspect it.
+    pub fn hooks(&self) -> &H {
+        &self.hooks
+    }
+
+    /// Whether a session with this id is alive.
+    pub fn has_session(&self, sid: SessionId) -> bool {
+        self.sessions.contains_key(&sid)
+    }
+
     /// Whether a connection is closing or gone (the transport stops reading it).
     pub fn is_closing(&self, id: ConnId) -> bool {
         self.conns.get(id).is_none_or(|c| c.phase == Phase::Closing)

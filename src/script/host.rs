@@ -124,6 +124,12 @@ impl LuaHooks {
         Ok(())
     }
 
+    /// A session's `rt.session.data`, as JSON (for `moonrt test`); `None` if there is no such
+    /// session or its data is not plain.
+    pub fn session_data(&self, session: SessionId) -> Option<serde_json::Value> {
+        self.sessions.get(&session)?.session_data()
+    }
+
     /// The generation new sessions start with.
     pub fn generation(&self) -> u64 {
         self.current.generation

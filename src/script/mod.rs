@@ -25,6 +25,7 @@ mod pattern;
 mod sandbox;
 mod session;
 mod source;
+pub mod testing;
 mod watcher;
 
 pub use host::{LuaHooks, check};

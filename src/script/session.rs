@@ -210,6 +210,13 @@ impl SessionScript {
         }
     }
 
+    /// `rt.session.data` as JSON, if it is plain data.
+    pub(crate) fn session_data(&self) -> Option<serde_json::Value> {
+        let session: Table = self.lua.named_registry_value("moonrt.session").ok()?;
+        let data: Value = session.raw_get("data").ok()?;
+        mlua::LuaSerdeExt::from_value(&self.lua, data).ok()
+    }
+
     /// Bytes the session's Lua state uses.
     pub(crate) fn memory(&self) -> usize {
         self.lua.used_memory()
