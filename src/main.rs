@@ -64,32 +64,35 @@ enum Command {
     },
     /// Print a signed join ticket (a JWT) for development and tests, signed with the config's
     /// [auth] key. A game's backend mints its own with any JWT library (see README, Security).
-    Ticket {
-        /// The player's id (`sub`).
-        #[arg(long)]
-        player: String,
-        /// The session it admits to, by name; "*" for any session.
-        #[arg(long, conflicts_with = "session_id")]
-        session: Option<String>,
-        /// The session it admits to, by id.
-        #[arg(long)]
-        session_id: Option<u64>,
-        /// Display name (`name`).
-        #[arg(long)]
-        name: Option<String>,
-        /// Seconds until it expires.
-        #[arg(long, default_value_t = 3600)]
-        ttl: u64,
-        /// A custom claim, KEY=VALUE (repeatable); VALUE is JSON if it parses, else a string.
-        #[arg(long = "claim", value_name = "KEY=VALUE")]
-        claims: Vec<String>,
-        /// The session's creation parameters, a JSON object (`params`).
-        #[arg(long)]
-        params: Option<String>,
-        /// EdDSA only: the Ed25519 private key (PEM) to sign with.
-        #[arg(long)]
-        private_key: Option<PathBuf>,
-    },
+    Ticket(TicketArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct TicketArgs {
+    /// The player's id (`sub`).
+    #[arg(long)]
+    player: String,
+    /// The session it admits to, by name; "*" for any session.
+    #[arg(long, conflicts_with = "session_id")]
+    session: Option<String>,
+    /// The session it admits to, by id.
+    #[arg(long)]
+    session_id: Option<u64>,
+    /// Display name (`name`).
+    #[arg(long)]
+    name: Option<String>,
+    /// Seconds until it expires.
+    #[arg(long, default_value_t = 3600)]
+    ttl: u64,
+    /// A custom claim, KEY=VALUE (repeatable); VALUE is JSON if it parses, else a string.
+    #[arg(long = "claim", value_name = "KEY=VALUE")]
+    claims: Vec<String>,
+    /// The session's creation parameters, a JSON object (`params`).
+    #[arg(long)]
+    params: Option<String>,
+    /// EdDSA only: the Ed25519 private key (PEM) to sign with.
+    #[arg(long)]
+    private_key: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -164,30 +167,8 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         return Ok(());
     }
-    if let Some(Command::Ticket {
-        player,
-        session,
-        session_id,
-        name,
-        ttl,
-        claims,
-        params,
-        private_key,
-    }) = cli.command
-    {
-        let ticket = mint_ticket(
-            &config,
-            TicketArgs {
-                player,
-                session,
-                session_id,
-                name,
-                ttl,
-                claims,
-                params,
-                private_key,
-            },
-        )?;
+    if let Some(Command::Ticket(args)) = cli.command {
+        let ticket = mint_ticket(&config, args)?;
         println!("{ticket}");
         return Ok(());
     }
@@ -316,17 +297,6 @@ fn load_ticket_key(config: &mut Config) -> Result<(), String> {
     config
         .validate()
         .map_err(|e| format!("{e} (read from {path})"))
-}
-
-struct TicketArgs {
-    player: String,
-    session: Option<String>,
-    session_id: Option<u64>,
-    name: Option<String>,
-    ttl: u64,
-    claims: Vec<String>,
-    params: Option<String>,
-    private_key: Option<PathBuf>,
 }
 
 fn mint_ticket(config: &Config, args: TicketArgs) -> Result<String, String> {

@@ -369,20 +369,7 @@ fn sigusr2_drains_the_real_binary_which_exits_0_when_its_sessions_end() {
 
 #[test]
 fn the_dashboard_shows_the_live_session_and_its_players_in_headless_chromium() {
-    let Some(chromium) = ["chromium", "chromium-browser", "google-chrome"]
-        .into_iter()
-        .find(|b| {
-            std::process::Command::new(b)
-                .arg("--version")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-    else {
-        assert!(
-            std::env::var_os("MOONRT_REQUIRE_TOOLS").is_none(),
-            "MOONRT_REQUIRE_TOOLS is set but no chromium is installed"
-        );
-        eprintln!("skipped: no chromium (.ci/run installs it)");
+    let Some(chromium) = chromium() else {
         return;
     };
     let mut c = admin_config();

@@ -297,20 +297,7 @@ fn a_certificate_swapped_on_disk_takes_effect_without_a_restart_or_a_dropped_con
 
 #[test]
 fn headless_chromium_opens_wss_and_messages_a_native_client() {
-    let Some(chromium) = ["chromium", "chromium-browser", "google-chrome"]
-        .into_iter()
-        .find(|b| {
-            std::process::Command::new(b)
-                .arg("--version")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-    else {
-        assert!(
-            std::env::var_os("MOONRT_REQUIRE_TOOLS").is_none(),
-            "MOONRT_REQUIRE_TOOLS is set but no chromium is installed"
-        );
-        eprintln!("skipped: no chromium (.ci/run installs it and sets MOONRT_REQUIRE_TOOLS)");
+    let Some(chromium) = chromium() else {
         return;
     };
     let ca = TestCa::new();

@@ -630,35 +630,16 @@ impl<H: Hooks> Server<H> {
         }
         let reconnect_secret = conn.reconnect_secret;
         let serial = conn.serial;
-        let udp_conn_id = id.0;
         let udp_secret = conn.udp_secret;
         if !player_id.is_empty() {
             self.players.insert(player_id.to_owned(), id);
         }
-        let welcome = ServerMsg::Welcome(Welcome {
-            version: PROTOCOL_VERSION,
-            peer: peer.0,
-            session_id: sid.0,
-            udp_conn_id,
-            udp_secret,
-            udp_port: self.udp_port,
-            server_time_us: self.clock.wall_us(now),
-            idle_timeout_ms: self.config.server.idle_timeout_ms as u32,
-            max_frame_bytes: self.config.limits.max_frame_bytes as u32,
-            session_name: &session.name,
-            peers: session
-                .members()
-                .iter()
-                .filter(|m| m.peer != peer)
-                .map(|m| PeerInfo {
-                    peer: m.peer.0,
-                    player_id: &m.player_id,
-                    name: &m.name,
-                })
-                .collect(),
-            reconnect_secret,
-        });
-        self.conns.send_tcp(id, |buf| welcome.encode(buf));
+        let welcome = self.welcome_frame(now, id, sid, peer, udp_secret, reconnect_secret);
+        self.conns
+            .send_tcp(id, |buf| buf.extend_from_slice(&welcome));
+        let Some(session) = self.sessions.get(&sid) else {
+            return Err((Code::SessionEnded, "the session ended".into()));
+        };
         let joined = ServerMsg::PlayerJoined(PeerInfo {
             peer: peer.0,
             player_id,
@@ -995,6 +976,48 @@ impl<H: Hooks> Server<H> {
         true
     }
 
+    /// The WELCOME frame for `peer` of `sid` on connection `id`: the session as it is now, the
+    /// other players, and the secrets for UDP and for a reconnect.
+    fn welcome_frame(
+        &self,
+        now: Instant,
+        id: ConnId,
+        sid: SessionId,
+        peer: PeerId,
+        udp_secret: u64,
+        reconnect_secret: u64,
+    ) -> Vec<u8> {
+        let mut frame = Vec::new();
+        let Some(session) = self.sessions.get(&sid) else {
+            return frame;
+        };
+        ServerMsg::Welcome(Welcome {
+            version: PROTOCOL_VERSION,
+            peer: peer.0,
+            session_id: sid.0,
+            udp_conn_id: id.0,
+            udp_secret,
+            udp_port: self.udp_port,
+            server_time_us: self.clock.wall_us(now),
+            idle_timeout_ms: self.config.server.idle_timeout_ms as u32,
+            max_frame_bytes: self.config.limits.max_frame_bytes as u32,
+            session_name: &session.name,
+            peers: session
+                .members()
+                .iter()
+                .filter(|m| m.peer != peer)
+                .map(|m| PeerInfo {
+                    peer: m.peer.0,
+                    player_id: &m.player_id,
+                    name: &m.name,
+                })
+                .collect(),
+            reconnect_secret,
+        })
+        .encode(&mut frame);
+        frame
+    }
+
     /// HELLO mode 4: takes back a held seat (or one whose old connection the server has not
     /// yet seen drop) with the reconnect secret from WELCOME. The player keeps its peer id,
     /// groups and props; the reliable messages queued for it since are replayed after WELCOME.
@@ -1081,36 +1104,14 @@ impl<H: Hooks> Server<H> {
         if !player_id.is_empty() {
             self.players.insert(player_id, id);
         }
+        let welcome = self.welcome_frame(now, id, sid, peer, udp_secret, fresh);
+        self.conns.send_tcp(id, |buf| {
+            buf.extend_from_slice(&welcome);
+            buf.extend_from_slice(&missed);
+        });
         let Some(session) = self.sessions.get(&sid) else {
             return Err((Code::SessionEnded, "the session ended".into()));
         };
-        let welcome = ServerMsg::Welcome(Welcome {
-            version: PROTOCOL_VERSION,
-            peer: peer.0,
-            session_id: sid.0,
-            udp_conn_id: id.0,
-            udp_secret,
-            udp_port: self.udp_port,
-            server_time_us: self.clock.wall_us(now),
-            idle_timeout_ms: self.config.server.idle_timeout_ms as u32,
-            max_frame_bytes: self.config.limits.max_frame_bytes as u32,
-            session_name: &session.name,
-            peers: session
-                .members()
-                .iter()
-                .filter(|m| m.peer != peer)
-                .map(|m| PeerInfo {
-                    peer: m.peer.0,
-                    player_id: &m.player_id,
-                    name: &m.name,
-                })
-                .collect(),
-            reconnect_secret: fresh,
-        });
-        self.conns.send_tcp(id, |buf| {
-            welcome.encode(buf);
-            buf.extend_from_slice(&missed);
-        });
         let back = ServerMsg::PlayerBack { peer: peer.0 };
         for m in session.members().iter().filter(|m| m.peer != peer) {
             self.conns.send_tcp(m.conn, |buf| back.encode(buf));

@@ -368,6 +368,27 @@ end
 return freeze
 "#;
 
+/// `rt.json`: `encode(value)` and `decode(text)` (also given to `moonrt test` files).
+pub(crate) fn json_table(lua: &Lua) -> mlua::Result<Table> {
+    let json = lua.create_table()?;
+    json.set(
+        "encode",
+        lua.create_function(|lua, value: Value| {
+            let v: serde_json::Value = mlua::LuaSerdeExt::from_value(lua, value)?;
+            serde_json::to_string(&v).map_err(mlua::Error::external)
+        })?,
+    )?;
+    json.set(
+        "decode",
+        lua.create_function(|lua, text: mlua::LuaString| {
+            let v: serde_json::Value = serde_json::from_slice(&text.as_bytes())
+                .map_err(|e| mlua::Error::runtime(format!("invalid JSON: {e}")))?;
+            mlua::LuaSerdeExt::to_value(lua, &v)
+        })?,
+    )?;
+    Ok(json)
+}
+
 /// Creates the `rt` table (and `print`) in a state whose app data holds a [`CallState`].
 pub(crate) fn install(lua: &Lua, setup: &Setup<'_>) -> mlua::Result<Table> {
     let session_name = setup.name;
@@ -770,23 +791,7 @@ pub(crate) fn install(lua: &Lua, setup: &Setup<'_>) -> mlua::Result<Table> {
     lua.globals().set("print", log.get::<Function>("info")?)?;
     rt.set("log", log)?;
 
-    let json = lua.create_table()?;
-    json.set(
-        "encode",
-        lua.create_function(|lua, value: Value| {
-            let v: serde_json::Value = mlua::LuaSerdeExt::from_value(lua, value)?;
-            serde_json::to_string(&v).map_err(mlua::Error::external)
-        })?,
-    )?;
-    json.set(
-        "decode",
-        lua.create_function(|lua, text: mlua::LuaString| {
-            let v: serde_json::Value = serde_json::from_slice(&text.as_bytes())
-                .map_err(|e| mlua::Error::runtime(format!("invalid JSON: {e}")))?;
-            mlua::LuaSerdeExt::to_value(lua, &v)
-        })?,
-    )?;
-    rt.set("json", json)?;
+    rt.set("json", json_table(lua)?)?;
     if std::env::var("MOONRT_TEST_HOOKS").as_deref() == Ok("1") {
         // Test-only: a stall no script limit can see (the watchdog's test). Never set in
         // production; the server logs a warning at startup when it is.

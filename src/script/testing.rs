@@ -551,23 +551,7 @@ fn install(
     helpers.call::<()>(())?;
     let rt = lua.create_table()?;
     super::data::install(lua, &rt)?;
-    let json = lua.create_table()?;
-    json.set(
-        "encode",
-        lua.create_function(|lua, value: Value| {
-            let v: serde_json::Value = lua.from_value(value)?;
-            serde_json::to_string(&v).map_err(mlua::Error::external)
-        })?,
-    )?;
-    json.set(
-        "decode",
-        lua.create_function(|lua, text: mlua::LuaString| {
-            let v: serde_json::Value = serde_json::from_slice(&text.as_bytes())
-                .map_err(|e| mlua::Error::runtime(format!("invalid JSON: {e}")))?;
-            lua.to_value(&v)
-        })?,
-    )?;
-    rt.set("json", json)?;
+    rt.set("json", super::api::json_table(lua)?)?;
     g.set("rt", rt)?;
     Ok(())
 }

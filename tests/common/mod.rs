@@ -293,3 +293,24 @@ pub fn run_moonrt(args: &[&str], dir: &std::path::Path) -> std::process::Output 
         .output()
         .unwrap()
 }
+
+/// The headless Chromium to drive, or `None` (then the test is skipped, unless CI requires
+/// every tool with `MOONRT_REQUIRE_TOOLS`, which fails it).
+pub fn chromium() -> Option<&'static str> {
+    let found = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|b| {
+            std::process::Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("MOONRT_REQUIRE_TOOLS").is_none(),
+            "MOONRT_REQUIRE_TOOLS is set but no chromium is installed"
+        );
+        eprintln!("skipped: no chromium (.ci/run installs it)");
+    }
+    found
+}
