@@ -6,8 +6,8 @@
 
 use moonrt::core::Code;
 use moonrt::core::codec::{
-    ClientMsg, Data, Hello, Intent, JoinMode, PeerInfo, PeerList, ServerMsg, Target, Welcome,
-    encode_peer_list,
+    ClientMsg, Data, FrameInputs, Hello, Intent, JoinMode, PeerInfo, PeerList, ServerMsg, Target,
+    Welcome, encode_peer_list,
 };
 use std::collections::BTreeMap;
 
@@ -128,6 +128,33 @@ fn examples() -> BTreeMap<&'static str, Vec<u8>> {
             payload: &[0x02, 0x00, 0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11],
             stray_field: None,
         })),
+    );
+    m.insert(
+        "frame_sync",
+        client(ClientMsg::FrameSync { on: true, rate: 15 }),
+    );
+    m.insert("frame_input", client(ClientMsg::FrameInput(b"up")));
+    m.insert(
+        "frame_request",
+        client(ClientMsg::FrameRequest { from: 9, count: 3 }),
+    );
+    m.insert(
+        "frame_sync_state",
+        server(ServerMsg::FrameSyncState {
+            on: true,
+            rate: 15,
+            seed: 0x1234_5678,
+            next_frame: 1,
+        }),
+    );
+    let frame_inputs = FrameInputs::encode(&[(2, b"up".to_vec()), (0, Vec::new())]);
+    m.insert(
+        "frame",
+        server(ServerMsg::Frame {
+            number: 7,
+            seed: 0x1234_5678,
+            inputs: FrameInputs(&frame_inputs),
+        }),
     );
     m.insert("player_away", server(ServerMsg::PlayerAway { peer: 3 }));
     m.insert("player_back", server(ServerMsg::PlayerBack { peer: 3 }));

@@ -2,7 +2,7 @@
 -- Editor stubs for `moonrt test` files (*_test.lua; SCRIPTING.md, "Testing scripts").
 
 ---@class moonrt.TestEvent
----@field type "delivery"|"joined"|"left"|"away"|"back"|"members"|"player_props"|"session_props"|"error"|"closed"
+---@field type "delivery"|"joined"|"left"|"away"|"back"|"members"|"player_props"|"session_props"|"error"|"closed"|"frame_sync"|"frame"
 ---@field opcode integer|nil
 ---@field sender integer|nil
 ---@field payload string|nil
@@ -16,6 +16,11 @@
 ---@field group integer|nil
 ---@field members integer[]|nil
 ---@field props string|nil
+---@field number integer|nil   A frame's number.
+---@field seed integer|nil
+---@field inputs {peer: integer, payload: string}[]|nil
+---@field on boolean|nil
+---@field rate integer|nil
 
 ---@class moonrt.TestPlayer
 ---@field peer integer
@@ -32,6 +37,13 @@ function TestPlayer:join_group(group) end
 function TestPlayer:leave_group(group) end
 ---@param props string
 function TestPlayer:set_props(props) end
+---Sends this player's input for the current frame (frame sync).
+---@param input string
+function TestPlayer:frame_input(input) end
+---Asks to start (at `rate`, default 15) or stop frame sync.
+---@param on boolean
+---@param rate integer|nil
+function TestPlayer:frame_sync(on, rate) end
 function TestPlayer:leave() end
 function TestPlayer:drop() end
 ---@return moonrt.TestEvent[]

@@ -57,6 +57,8 @@
 ---@field on_network_change fun(player: rt.Player, state: "udp_bound")|nil
 ---@field on_player_disconnect fun(player: rt.Player)|nil   Its connection dropped; the seat is held.
 ---@field on_player_reconnect fun(player: rt.Player)|nil    It took its seat back.
+---@field on_frame_sync (fun(player: rt.Player, on: boolean, rate: integer): boolean?)|nil  false refuses.
+---@field on_frame fun(frame: rt.Frame)|nil   Change frame.inputs to change what every player gets.
 ---@field on_group_join (fun(player: rt.Player, group: integer): boolean?)|nil
 ---@field on_group_leave (fun(player: rt.Player, group: integer): boolean?)|nil
 ---@field on_player_props (fun(player: rt.Player, props: string): boolean?)|nil
@@ -81,6 +83,25 @@ function Log.info(...) end
 function Log.warn(...) end
 ---@param ... any
 function Log.error(...) end
+
+---@class rt.FrameInput
+---@field peer integer     0 for the script's own.
+---@field payload string
+
+---@class rt.Frame
+---@field number integer
+---@field seed integer
+---@field inputs rt.FrameInput[]
+
+---@class rt.FrameSync
+local Frame_sync = {}
+
+---Starts frame sync (lockstep) at `rate` frames per second (1-60).
+---@param rate integer
+function Frame_sync.start(rate) end
+
+---Stops frame sync.
+function Frame_sync.stop() end
 
 ---@class rt.Http
 local Http = {}
@@ -139,6 +160,7 @@ function Data.vector(x, y, z, w) end
 ---@field log rt.Log
 ---@field json rt.Json
 ---@field http rt.Http
+---@field frame_sync rt.FrameSync
 ---@field data rt.Data
 rt = {}
 

@@ -239,6 +239,27 @@ pub enum Event {
         /// Peer id.
         peer: u16,
     },
+    /// Frame sync started (`on`) or stopped in the session.
+    FrameSyncState {
+        /// Whether it runs.
+        on: bool,
+        /// Frames per second.
+        rate: u8,
+        /// The seed every frame carries.
+        seed: u32,
+        /// The next frame's number.
+        next_frame: u32,
+    },
+    /// One frame of frame sync: every player gets the same ones, in order.
+    Frame {
+        /// Its number, from 1.
+        number: u32,
+        /// The frame sync's seed.
+        seed: u32,
+        /// The inputs collected during it, in arrival order: (peer, bytes); peer 0 is the
+        /// server's script.
+        inputs: Vec<(u16, Vec<u8>)>,
+    },
     /// This client's connection dropped and it took its seat back (same peer id, groups and
     /// props; the reliable messages sent meanwhile follow). UDP is bound again if it was.
     Reconnected {
@@ -754,6 +775,21 @@ impl Client {
         let client_time = self.epoch.elapsed().as_micros() as u64 + 1;
         self.send_msg(&ClientMsg::Ping { client_time })
     }
+    /// Asks the server to start (at `rate` frames per second) or stop frame sync.
+    pub fn frame_sync(&mut self, on: bool, rate: u8) -> Result<(), ClientError> {
+        self.send_msg(&ClientMsg::FrameSync { on, rate })
+    }
+
+    /// Sends this player's input for the current frame.
+    pub fn frame_input(&mut self, input: &[u8]) -> Result<(), ClientError> {
+        self.send_msg(&ClientMsg::FrameInput(input))
+    }
+
+    /// Asks for `count` frames again, from frame `from` (those the server still holds).
+    pub fn request_frames(&mut self, from: u32, count: u16) -> Result<(), ClientError> {
+        self.send_msg(&ClientMsg::FrameRequest { from, count })
+    }
+
     /// Leaves the session; the server answers with CLOSE.
     pub fn leave(&mut self) -> Result<(), ClientError> {
         self.send_msg(&ClientMsg::Leave)
@@ -1020,6 +1056,26 @@ impl Client {
             },
             ServerMsg::PlayerLeft { peer, reason } => Event::PlayerLeft { peer, reason },
             ServerMsg::PlayerAway { peer } => Event::PlayerAway { peer },
+            ServerMsg::FrameSyncState {
+                on,
+                rate,
+                seed,
+                next_frame,
+            } => Event::FrameSyncState {
+                on,
+                rate,
+                seed,
+                next_frame,
+            },
+            ServerMsg::Frame {
+                number,
+                seed,
+                inputs,
+            } => Event::Frame {
+                number,
+                seed,
+                inputs: inputs.iter().map(|(p, b)| (p, b.to_vec())).collect(),
+            },
             ServerMsg::PlayerBack { peer } => Event::PlayerBack { peer },
             ServerMsg::GroupMembers { group, members } => Event::GroupMembers {
                 group,

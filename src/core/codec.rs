@@ -47,6 +47,12 @@ pub mod msg_type {
     pub const SET_PLAYER_PROPS: u8 = 0x09;
     /// Client: set the session's custom properties (opaque bytes).
     pub const SET_SESSION_PROPS: u8 = 0x0A;
+    /// Client: ask to start or stop frame sync (lockstep).
+    pub const FRAME_SYNC: u8 = 0x0B;
+    /// Client: this player's input for the current frame.
+    pub const FRAME_INPUT: u8 = 0x0C;
+    /// Client: send frames again from a number (missed ones).
+    pub const FRAME_REQUEST: u8 = 0x0D;
     /// Server: handshake accepted.
     pub const WELCOME: u8 = 0x81;
     /// Server: handshake refused; the connection closes.
@@ -75,6 +81,10 @@ pub mod msg_type {
     pub const PLAYER_AWAY: u8 = 0x8D;
     /// Server: a player whose seat was held is back.
     pub const PLAYER_BACK: u8 = 0x8E;
+    /// Server: frame sync started or stopped.
+    pub const FRAME_SYNC_STATE: u8 = 0x8F;
+    /// Server: one frame of collected inputs.
+    pub const FRAME: u8 = 0x90;
 }
 
 /// Why bytes could not be decoded. `Incomplete` is not here: it is `Ok(None)` from [`split_frame`].
@@ -278,6 +288,47 @@ pub struct Data<'a> {
     pub payload: &'a [u8],
 }
 
+/// A FRAME's inputs as they travel: `count: u16`, then per input `peer: u16`, `len: u16` and
+/// `len` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameInputs<'a>(pub &'a [u8]);
+
+impl<'a> FrameInputs<'a> {
+    /// Encodes inputs for a FRAME.
+    pub fn encode(inputs: &[(u16, Vec<u8>)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(&(inputs.len() as u16).to_le_bytes());
+        for (peer, bytes) in inputs {
+            out.extend_from_slice(&peer.to_le_bytes());
+            out.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
+            out.extend_from_slice(bytes);
+        }
+        out
+    }
+
+    fn check(wire: &[u8]) -> Result<(), DecodeError> {
+        let mut r = Reader { buf: wire };
+        let n = r.u16("input count")?;
+        for _ in 0..n {
+            r.u16("input peer")?;
+            let len = r.u16("input length")? as usize;
+            r.take(len, "input")?;
+        }
+        Ok(())
+    }
+
+    /// The inputs, in order: (peer, bytes).
+    pub fn iter(&self) -> impl Iterator<Item = (u16, &'a [u8])> {
+        let mut r = Reader { buf: self.0 };
+        let n = r.u16("input count").unwrap_or(0);
+        (0..n).map_while(move |_| {
+            let peer = r.u16("input peer").ok()?;
+            let len = r.u16("input length").ok()? as usize;
+            Some((peer, r.take(len, "input").ok()?))
+        })
+    }
+}
+
 /// Every message a client sends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientMsg<'a> {
@@ -304,6 +355,22 @@ pub enum ClientMsg<'a> {
     SetPlayerProps(&'a [u8]),
     /// Set the session's custom properties.
     SetSessionProps(&'a [u8]),
+    /// Start (`on`) or stop frame sync, at `rate` frames per second.
+    FrameSync {
+        /// Start or stop.
+        on: bool,
+        /// Frames per second (1-60) when starting.
+        rate: u8,
+    },
+    /// This player's input for the current frame.
+    FrameInput(&'a [u8]),
+    /// Send `count` frames again, from frame `from`.
+    FrameRequest {
+        /// The first frame wanted.
+        from: u32,
+        /// How many.
+        count: u16,
+    },
 }
 
 /// A player listed in WELCOME or announced by PLAYER_JOINED.
@@ -390,6 +457,27 @@ pub enum ServerMsg<'a> {
     PlayerBack {
         /// Who.
         peer: u16,
+    },
+    /// Frame sync started (`on`) or stopped.
+    FrameSyncState {
+        /// Whether it runs.
+        on: bool,
+        /// Frames per second.
+        rate: u8,
+        /// The random seed every frame carries.
+        seed: u32,
+        /// The number of the next frame.
+        next_frame: u32,
+    },
+    /// One frame: its number, the seed, and the inputs collected during it (peer, bytes),
+    /// encoded as on the wire (`count: u16`, then per input `peer: u16`, `len: u16`, bytes).
+    Frame {
+        /// Its number, from 1.
+        number: u32,
+        /// The seed of this frame sync.
+        seed: u32,
+        /// The inputs, as encoded on the wire.
+        inputs: FrameInputs<'a>,
     },
     /// A group's members.
     GroupMembers {
@@ -616,6 +704,24 @@ impl<'a> ClientMsg<'a> {
             msg_type::UDP_BIND => ClientMsg::UdpBind,
             msg_type::SET_PLAYER_PROPS => ClientMsg::SetPlayerProps(r.rest()),
             msg_type::SET_SESSION_PROPS => ClientMsg::SetSessionProps(r.rest()),
+            msg_type::FRAME_SYNC => ClientMsg::FrameSync {
+                on: match r.u8("on")? {
+                    0 => false,
+                    1 => true,
+                    v => {
+                        return Err(DecodeError::BadValue {
+                            field: "on",
+                            value: v.into(),
+                        });
+                    }
+                },
+                rate: r.u8("rate")?,
+            },
+            msg_type::FRAME_INPUT => ClientMsg::FrameInput(r.rest()),
+            msg_type::FRAME_REQUEST => ClientMsg::FrameRequest {
+                from: r.u32("from")?,
+                count: r.u16("count")?,
+            },
             other => return Err(DecodeError::UnknownType(other)),
         })
     }
@@ -687,6 +793,23 @@ impl<'a> ClientMsg<'a> {
                 buf.extend_from_slice(props);
                 end_frame(buf, start);
             }
+            ClientMsg::FrameSync { on, rate } => {
+                let start = begin_frame(buf, msg_type::FRAME_SYNC);
+                buf.put_u8(u8::from(*on));
+                buf.put_u8(*rate);
+                end_frame(buf, start);
+            }
+            ClientMsg::FrameInput(payload) => {
+                let start = begin_frame(buf, msg_type::FRAME_INPUT);
+                buf.extend_from_slice(payload);
+                end_frame(buf, start);
+            }
+            ClientMsg::FrameRequest { from, count } => {
+                let start = begin_frame(buf, msg_type::FRAME_REQUEST);
+                buf.put_u32(*from);
+                buf.put_u16(*count);
+                end_frame(buf, start);
+            }
         }
     }
 }
@@ -753,6 +876,23 @@ impl<'a> ServerMsg<'a> {
                 player_id: r.str("player id")?,
                 name: r.str("player name")?,
             }),
+            msg_type::FRAME_SYNC_STATE => ServerMsg::FrameSyncState {
+                on: r.u8("on")? != 0,
+                rate: r.u8("rate")?,
+                seed: r.u32("seed")?,
+                next_frame: r.u32("next frame")?,
+            },
+            msg_type::FRAME => {
+                let number = r.u32("frame")?;
+                let seed = r.u32("seed")?;
+                let wire = r.rest();
+                FrameInputs::check(wire)?;
+                ServerMsg::Frame {
+                    number,
+                    seed,
+                    inputs: FrameInputs(wire),
+                }
+            }
             msg_type::PLAYER_AWAY => ServerMsg::PlayerAway {
                 peer: r.u16("peer id")?,
             },
@@ -872,6 +1012,30 @@ impl<'a> ServerMsg<'a> {
                 buf.put_u16(*reason);
                 end_frame(buf, start);
             }
+            ServerMsg::FrameSyncState {
+                on,
+                rate,
+                seed,
+                next_frame,
+            } => {
+                let start = begin_frame(buf, msg_type::FRAME_SYNC_STATE);
+                buf.put_u8(u8::from(*on));
+                buf.put_u8(*rate);
+                buf.put_u32(*seed);
+                buf.put_u32(*next_frame);
+                end_frame(buf, start);
+            }
+            ServerMsg::Frame {
+                number,
+                seed,
+                inputs,
+            } => {
+                let start = begin_frame(buf, msg_type::FRAME);
+                buf.put_u32(*number);
+                buf.put_u32(*seed);
+                buf.extend_from_slice(inputs.0);
+                end_frame(buf, start);
+            }
             ServerMsg::PlayerAway { peer } => {
                 let start = begin_frame(buf, msg_type::PLAYER_AWAY);
                 buf.put_u16(*peer);
@@ -976,6 +1140,10 @@ mod tests {
             ClientMsg::Leave,
             ClientMsg::UdpBind,
             ClientMsg::SetPlayerProps(b"ready"),
+            ClientMsg::FrameSync { on: true, rate: 20 },
+            ClientMsg::FrameSync { on: false, rate: 0 },
+            ClientMsg::FrameInput(b"left"),
+            ClientMsg::FrameRequest { from: 9, count: 3 },
             ClientMsg::SetSessionProps(b""),
         ];
         for msg in msgs {
@@ -989,6 +1157,7 @@ mod tests {
     #[test]
     fn every_server_message_round_trips() {
         let members = encode_peer_list(&[1, 4]);
+        let frame_inputs = FrameInputs::encode(&[(1, b"up".to_vec()), (0, Vec::new())]);
         let msgs = [
             ServerMsg::Welcome(Welcome {
                 version: 1,
@@ -1010,6 +1179,17 @@ mod tests {
             }),
             ServerMsg::PlayerAway { peer: 2 },
             ServerMsg::PlayerBack { peer: 2 },
+            ServerMsg::FrameSyncState {
+                on: true,
+                rate: 15,
+                seed: 0xabcd,
+                next_frame: 3,
+            },
+            ServerMsg::Frame {
+                number: 7,
+                seed: 0xabcd,
+                inputs: FrameInputs(&frame_inputs),
+            },
             ServerMsg::Reject {
                 code: 12,
                 message: "full",

@@ -78,11 +78,16 @@ pub enum Code {
     PropsTooLarge = 35,
     /// Non-fatal: DATA to a list of 0 peers reaches nobody; the message was dropped.
     NoTargets = 36,
+    /// Non-fatal: a FRAME_SYNC was refused (by the session's script, or a rate outside 1-60).
+    FrameSyncRefused = 37,
+    /// Non-fatal: FRAME_INPUT or FRAME_REQUEST without frame sync running, or a frame's inputs
+    /// full; dropped.
+    NotInFrameSync = 38,
 }
 
 impl Code {
     /// Every code, for documentation tests and clients that print tables.
-    pub const ALL: [Code; 35] = [
+    pub const ALL: [Code; 37] = [
         Code::Malformed,
         Code::FrameTooLarge,
         Code::UnknownMessageType,
@@ -118,6 +123,8 @@ impl Code {
         Code::PropsRefused,
         Code::PropsTooLarge,
         Code::NoTargets,
+        Code::FrameSyncRefused,
+        Code::NotInFrameSync,
     ];
 
     /// The code's value on the wire.
@@ -163,6 +170,8 @@ impl Code {
             Code::PropsRefused => "props_refused",
             Code::PropsTooLarge => "props_too_large",
             Code::NoTargets => "no_targets",
+            Code::FrameSyncRefused => "frame_sync_refused",
+            Code::NotInFrameSync => "not_in_frame_sync",
         }
     }
 

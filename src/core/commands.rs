@@ -95,6 +95,7 @@ impl<H: Hooks> Server<H> {
                     }
                 }
             }
+            Command::FrameSync { session, on, rate } => self.set_frame_sync(now, session, on, rate),
             Command::SendGroupMembers { session, group, to } => {
                 let Some(s) = self.sessions.get(&session) else {
                     return;

@@ -112,6 +112,15 @@ pub enum Command {
         /// How long it stays once empty, ms.
         linger_ms: Option<u64>,
     },
+    /// Start (`on`, at `rate` frames per second) or stop frame sync.
+    FrameSync {
+        /// Session.
+        session: SessionId,
+        /// Start or stop.
+        on: bool,
+        /// Frames per second (1-60).
+        rate: u8,
+    },
     /// Send a group's membership (GROUP_MEMBERS) to these receivers (GameLift's
     /// `broadcastGroupMembershipUpdate`).
     SendGroupMembers {
@@ -254,6 +263,20 @@ pub trait Hooks {
 
     /// A player whose seat was held is back on a new connection, with the same peer id.
     fn player_reconnected(&mut self, _ctx: &mut Ctx<'_>, _peer: PeerId) {}
+
+    /// A player asks to start (`on`) or stop frame sync. `false` refuses it (ERROR 37).
+    fn frame_sync_request(
+        &mut self,
+        _ctx: &mut Ctx<'_>,
+        _peer: PeerId,
+        _on: bool,
+        _rate: u8,
+    ) -> bool {
+        true
+    }
+
+    /// A frame is about to go out; the logic may change its inputs.
+    fn on_frame(&mut self, _ctx: &mut Ctx<'_>, _frame: &mut super::frames::Frame) {}
 
     /// A player left, with the reason its peers were told.
     fn player_left(&mut self, _ctx: &mut Ctx<'_>, _peer: PeerId, _reason: Code) {}

@@ -9,6 +9,7 @@ pub mod codec;
 pub mod codes;
 mod commands;
 mod conn;
+mod frames;
 pub mod hooks;
 pub mod ids;
 mod js_json;
@@ -28,6 +29,7 @@ mod tests;
 
 pub use codes::Code;
 pub use conn::Transport;
+pub use frames::Frame;
 pub use hooks::{
     Command, Ctx, Hooks, LogicStatus, NoScript, Outbox, PlayerInfo, PropsScope, SendTarget,
     SessionLogic, SessionStart, Verdict,

@@ -69,13 +69,15 @@ pub struct Server<H: Hooks> {
     session_names: HashMap<String, SessionId>,
     players: HashMap<String, ConnId>,
     next_session: u64,
-    timers: Timers,
+    pub(crate) timers: Timers,
     events: VecDeque<Event>,
     pub(crate) stats: Stats,
     pub(crate) clock: WallClock,
     shutting_down: bool,
     /// Draining: no new sessions; running ones go on until they end.
     draining: bool,
+    /// Counts frame sync runs, so a stopped run's timers do nothing.
+    pub(crate) frame_epoch: u64,
     /// Total time the loop reported itself stalled; rate limits forgive it (see `RateLimit`).
     pub(crate) stall_credit: Duration,
     /// How the most recently ended session ended, so a join that ended it can say why.
@@ -110,6 +112,7 @@ impl<H: Hooks> Server<H> {
             clock,
             shutting_down: false,
             draining: false,
+            frame_epoch: 0,
             stall_credit: Duration::ZERO,
             last_end: None,
             ss: Default::default(),
@@ -395,6 +398,11 @@ impl<H: Hooks> Server<H> {
             ClientMsg::SetSessionProps(props) => {
                 self.props_request(now, id, session, peer, PropsScope::Session, props)
             }
+            ClientMsg::FrameSync { on, rate } => {
+                self.frame_sync_request(now, id, session, peer, on, rate)
+            }
+            ClientMsg::FrameInput(input) => self.frame_input(id, session, peer, input),
+            ClientMsg::FrameRequest { from, count } => self.frame_request(id, session, from, count),
             ClientMsg::UdpBind => {
                 // Binding is handled when the datagram is authenticated (udp.rs); over TCP it
                 // means nothing.
@@ -660,6 +668,7 @@ impl<H: Hooks> Server<H> {
         self.timers
             .schedule(now + self.config.idle_timeout(), TimerKey::Idle(id, serial));
         self.replay_props(sid, id, peer);
+        self.send_frame_state(sid, id);
         if let Some(old) = replaces {
             // After WELCOME, so the newcomer's first frame is still its WELCOME; it then sees
             // PLAYER_LEFT 27 if the older connection was in this session.
@@ -1159,6 +1168,7 @@ impl<H: Hooks> Server<H> {
                     }
                 }
                 TimerKey::Idle(id, serial) => self.idle_check(now, id, serial),
+                TimerKey::Frame(sid, epoch) => self.frame_due(now, sid, epoch),
                 TimerKey::Away(id, serial) => {
                     if self.conns.get(id).is_some_and(|c| {
                         c.serial == serial && matches!(c.phase, Phase::Away { .. })
@@ -1384,7 +1394,7 @@ impl<H: Hooks> Server<H> {
 }
 
 /// A secret for binding UDP to a connection, from the OS's random source.
-fn random_secret() -> u64 {
+pub(crate) fn random_secret() -> u64 {
     // getrandom only fails where the OS has no random source at all; refusing to run there is right.
     getrandom::u64().expect("the OS random source is available")
 }

@@ -58,6 +58,8 @@ pub(crate) struct Session {
     pub messages: Cell<u64>,
     /// Deliveries queued to its players.
     pub deliveries: Cell<u64>,
+    /// Frame sync, while it runs.
+    pub frame_sync: Option<Box<super::frames::FrameSync>>,
 }
 
 impl Session {
@@ -78,6 +80,7 @@ impl Session {
             linger: std::time::Duration::ZERO,
             messages: Cell::new(0),
             deliveries: Cell::new(0),
+            frame_sync: None,
         }
     }
 

@@ -36,6 +36,8 @@ enum Got {
     SessionProps(u16, Vec<u8>),
     Away(u16),
     Back(u16),
+    FrameSync(bool),
+    Frame(u32),
 }
 
 fn own(msg: ServerMsg<'_>) -> Got {
@@ -74,6 +76,8 @@ fn own(msg: ServerMsg<'_>) -> Got {
         ServerMsg::SessionProps { by, props } => Got::SessionProps(by, props.to_vec()),
         ServerMsg::PlayerAway { peer } => Got::Away(peer),
         ServerMsg::PlayerBack { peer } => Got::Back(peer),
+        ServerMsg::FrameSyncState { on, .. } => Got::FrameSync(on),
+        ServerMsg::Frame { number, .. } => Got::Frame(number),
     }
 }
 

@@ -12,6 +12,8 @@ pub(crate) enum TimerKey {
     Handshake(ConnId, u64),
     /// Check whether the connection (with this serial) has been silent too long.
     Idle(ConnId, u64),
+    /// A frame of the session's frame sync (run with this epoch) is due.
+    Frame(SessionId, u64),
     /// Give up a held seat if the connection (with this serial) is still away.
     Away(ConnId, u64),
     /// End the session if it is still empty since the given empty epoch.

@@ -587,6 +587,37 @@ pub(crate) fn install(lua: &Lua, setup: &Setup<'_>) -> mlua::Result<Table> {
         })?,
     )?;
     rt.set("ALL_PLAYERS", ALL_PLAYERS_GROUP)?;
+    let frame_sync = lua.create_table()?;
+    frame_sync.set(
+        "start",
+        lua.create_function(|lua, rate: i64| {
+            if !(1..=60).contains(&rate) {
+                return Err(mlua::Error::runtime(
+                    "rt.frame_sync.start(rate): 1 to 60 frames per second",
+                ));
+            }
+            record(lua, |session| {
+                Ok(Command::FrameSync {
+                    session,
+                    on: true,
+                    rate: rate as u8,
+                })
+            })
+        })?,
+    )?;
+    frame_sync.set(
+        "stop",
+        lua.create_function(|lua, ()| {
+            record(lua, |session| {
+                Ok(Command::FrameSync {
+                    session,
+                    on: false,
+                    rate: 0,
+                })
+            })
+        })?,
+    )?;
+    rt.set("frame_sync", frame_sync)?;
     let http = lua.create_table()?;
     http.set(
         "request",

@@ -5,7 +5,7 @@
 use mlua::{Lua, Table, Value};
 
 /// Every callback the host calls, by name.
-pub(crate) const KNOWN: [&str; 21] = [
+pub(crate) const KNOWN: [&str; 23] = [
     "on_session_start",
     "on_session_end",
     "on_player_connect",
@@ -14,6 +14,8 @@ pub(crate) const KNOWN: [&str; 21] = [
     "on_network_change",
     "on_player_disconnect",
     "on_player_reconnect",
+    "on_frame_sync",
+    "on_frame",
     "on_group_join",
     "on_group_leave",
     "on_player_props",

@@ -321,6 +321,17 @@ impl Hooks for LuaHooks {
         self.with(ctx, |s, ctx| s.player_left(ctx, peer, reason));
     }
 
+    fn frame_sync_request(&mut self, ctx: &mut Ctx<'_>, peer: PeerId, on: bool, rate: u8) -> bool {
+        match self.sessions.get_mut(&ctx.session) {
+            Some(script) => script.frame_sync_request(ctx, peer, on, rate),
+            None => true,
+        }
+    }
+
+    fn on_frame(&mut self, ctx: &mut Ctx<'_>, frame: &mut crate::core::Frame) {
+        self.with(ctx, |s, ctx| s.frame(ctx, frame));
+    }
+
     fn player_disconnected(&mut self, ctx: &mut Ctx<'_>, peer: PeerId) {
         self.with(ctx, |s, ctx| s.player_disconnected(ctx, peer));
     }

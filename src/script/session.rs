@@ -429,6 +429,59 @@ impl SessionScript {
             .is_some_and(|v| v != Value::Boolean(false))
     }
 
+    /// `on_frame_sync(player, on, rate)`: `false` (or an error) refuses a player's request.
+    pub(crate) fn frame_sync_request(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        peer: PeerId,
+        on: bool,
+        rate: u8,
+    ) -> bool {
+        let (Some(_), Some(player)) = (self.callback("on_frame_sync"), self.player(peer)) else {
+            return true;
+        };
+        self.call_named(ctx, "on_frame_sync", (player, on, rate))
+            .is_some_and(|v| v != Value::Boolean(false))
+    }
+
+    /// `on_frame(frame)`: the script sees each frame before it goes out and may change
+    /// `frame.inputs` (a list of `{peer, payload}`; peer 0 for the server's own).
+    pub(crate) fn frame(&mut self, ctx: &mut Ctx<'_>, frame: &mut crate::core::Frame) {
+        let Some(f) = self.callback("on_frame") else {
+            return;
+        };
+        let amended = self.call(ctx, "on_frame", |lua, _| {
+            let t = lua.create_table()?;
+            t.set("number", frame.number)?;
+            t.set("seed", frame.seed)?;
+            let inputs = lua.create_table()?;
+            for (peer, bytes) in &frame.inputs {
+                let input = lua.create_table()?;
+                input.set("peer", *peer)?;
+                input.set("payload", lua.create_string(bytes)?)?;
+                inputs.push(input)?;
+            }
+            t.set("inputs", inputs)?;
+            f.call::<()>(t.clone())?;
+            let inputs: Table = t.get("inputs")?;
+            let mut out = Vec::new();
+            for input in inputs.sequence_values::<Table>() {
+                let input = input?;
+                let peer: u16 = input.get("peer")?;
+                let payload = super::api::payload_bytes(&input.get::<Value>("payload")?)?;
+                if payload.len() > u16::MAX as usize {
+                    return Err(mlua::Error::runtime("a frame input is over 65535 bytes"));
+                }
+                out.push((peer, payload));
+            }
+            Ok(out)
+        });
+        // A failed or broken callback leaves the frame as it was.
+        if let Some(inputs) = amended {
+            frame.inputs = inputs;
+        }
+    }
+
     /// `on_player_props` / `on_session_props`: `false` refuses a player's properties change;
     /// otherwise `player.props` or `rt.session.props` take the new value.
     pub(crate) fn props_request(

@@ -166,6 +166,29 @@ fn event_table(lua: &Lua, body: &[u8]) -> mlua::Result<Value> {
             t.set("code", code)?;
             t.set("message", message)?;
         }
+        ServerMsg::FrameSyncState { on, rate, seed, .. } => {
+            t.set("type", "frame_sync")?;
+            t.set("on", on)?;
+            t.set("rate", rate)?;
+            t.set("seed", seed)?;
+        }
+        ServerMsg::Frame {
+            number,
+            seed,
+            inputs,
+        } => {
+            t.set("type", "frame")?;
+            t.set("number", number)?;
+            t.set("seed", seed)?;
+            let list = lua.create_table()?;
+            for (peer, bytes) in inputs.iter() {
+                let input = lua.create_table()?;
+                input.set("peer", peer)?;
+                input.set("payload", lua.create_string(bytes)?)?;
+                list.push(input)?;
+            }
+            t.set("inputs", list)?;
+        }
         ServerMsg::Welcome(_) | ServerMsg::Pong { .. } | ServerMsg::UdpBound => {
             return Ok(Value::Nil);
         }
@@ -254,6 +277,21 @@ impl UserData for Player {
             p.sim
                 .borrow_mut()
                 .feed(p.id, ClientMsg::SetPlayerProps(&bytes));
+            Ok(())
+        });
+        methods.add_method("frame_input", |_, p, input: mlua::LuaString| {
+            let bytes = input.as_bytes().to_vec();
+            p.sim.borrow_mut().feed(p.id, ClientMsg::FrameInput(&bytes));
+            Ok(())
+        });
+        methods.add_method("frame_sync", |_, p, (on, rate): (bool, Option<u8>)| {
+            p.sim.borrow_mut().feed(
+                p.id,
+                ClientMsg::FrameSync {
+                    on,
+                    rate: rate.unwrap_or(15),
+                },
+            );
             Ok(())
         });
         methods.add_method("leave", |_, p, ()| {
