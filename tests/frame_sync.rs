@@ -171,3 +171,32 @@ fn the_script_starts_frame_sync_and_a_bad_rate_is_refused() {
         vec![1, 2, 3]
     );
 }
+
+#[test]
+fn one_player_cannot_fill_a_frame_for_the_others() {
+    let (server, _dir) = start_script(config(), "return {}");
+    let mut a = server.connect("f", "a");
+    let mut b = server.connect("f", "b");
+    // One frame a second: the inputs below all land in frame 1.
+    a.frame_sync(true, 1).unwrap();
+    a.wait_for(WAIT, |e| matches!(e, Event::FrameSyncState { .. }))
+        .unwrap();
+    // 3 x 4000 bytes: the third passes the 8192-byte share and is refused.
+    for _ in 0..3 {
+        a.frame_input(&[7u8; 4000]).unwrap();
+    }
+    let full = a
+        .wait_for(WAIT, |e| matches!(e, Event::Error { .. }))
+        .unwrap();
+    assert!(
+        matches!(full, Event::Error { code, .. } if code == Code::NotInFrameSync.as_u16()),
+        "{full:?}"
+    );
+    b.frame_input(b"still room for me").unwrap();
+    let frame = frames_until(&mut b, 1).remove(0);
+    let sizes: Vec<(u16, usize)> = frame.2.iter().map(|(p, i)| (*p, i.len())).collect();
+    assert_eq!(
+        sizes,
+        vec![(a.peer_id(), 4000), (a.peer_id(), 4000), (b.peer_id(), 17)]
+    );
+}

@@ -17,6 +17,8 @@ const HISTORY_FRAMES: usize = 3_000;
 const HISTORY_BYTES: usize = 1 << 20;
 /// Input bytes one frame collects at most (more inputs wait for the next frame).
 const FRAME_INPUT_BYTES: usize = 60_000;
+/// Input bytes one player may put in one frame, so no player can fill a frame for the others.
+const PLAYER_INPUT_BYTES: usize = 8_192;
 
 /// A session's running frame sync.
 #[derive(Debug)]
@@ -133,7 +135,15 @@ impl<H: Hooks> Server<H> {
             self.send_error(id, Code::NotInFrameSync, 0, "frame sync is not running");
             return;
         };
-        if input.len() > u16::MAX as usize || sync.input_bytes + input.len() > FRAME_INPUT_BYTES {
+        let mine: usize = sync
+            .inputs
+            .iter()
+            .filter(|(p, _)| *p == peer.0)
+            .map(|(_, b)| b.len())
+            .sum();
+        if mine + input.len() > PLAYER_INPUT_BYTES
+            || sync.input_bytes + input.len() > FRAME_INPUT_BYTES
+        {
             self.send_error(
                 id,
                 Code::NotInFrameSync,
