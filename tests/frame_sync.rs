@@ -181,7 +181,7 @@ fn one_player_cannot_fill_a_frame_for_the_others() {
     a.frame_sync(true, 1).unwrap();
     a.wait_for(WAIT, |e| matches!(e, Event::FrameSyncState { .. }))
         .unwrap();
-    // 3 x 4000 bytes: the third passes the 8192-byte share and is refused.
+    // 3 x 4000 bytes (each with its 4-byte header): the third passes the 8192-byte share.
     for _ in 0..3 {
         a.frame_input(&[7u8; 4000]).unwrap();
     }
@@ -199,4 +199,22 @@ fn one_player_cannot_fill_a_frame_for_the_others() {
         sizes,
         vec![(a.peer_id(), 4000), (a.peer_id(), 4000), (b.peer_id(), 17)]
     );
+}
+
+#[test]
+fn empty_inputs_cost_their_header_so_a_flood_of_them_is_capped() {
+    let mut c = config();
+    c.limits.max_messages_per_sec = 100_000;
+    let (server, _dir) = start_script(c, "return {}");
+    let mut a = server.connect("f", "a");
+    let mut b = server.connect("f", "b");
+    a.frame_sync(true, 1).unwrap();
+    a.wait_for(WAIT, |e| matches!(e, Event::FrameSyncState { .. }))
+        .unwrap();
+    // 3000 empty inputs: only 8192 / 4 = 2048 fit in one player's share of the frame.
+    for _ in 0..3000 {
+        a.frame_input(b"").unwrap();
+    }
+    let frame = frames_until(&mut b, 1).remove(0);
+    assert_eq!(frame.2.len(), 2048);
 }

@@ -294,11 +294,17 @@ pub struct Data<'a> {
 pub struct FrameInputs<'a>(pub &'a [u8]);
 
 impl<'a> FrameInputs<'a> {
-    /// Encodes inputs for a FRAME.
+    /// Encodes inputs for a FRAME (at most 65535 inputs of at most 65535 bytes: the core and
+    /// the script host keep within that; anything beyond is left out, never miscounted).
     pub fn encode(inputs: &[(u16, Vec<u8>)]) -> Vec<u8> {
+        let kept: Vec<&(u16, Vec<u8>)> = inputs
+            .iter()
+            .filter(|(_, b)| b.len() <= u16::MAX as usize)
+            .take(u16::MAX as usize)
+            .collect();
         let mut out = Vec::new();
-        out.extend_from_slice(&(inputs.len() as u16).to_le_bytes());
-        for (peer, bytes) in inputs {
+        out.extend_from_slice(&(kept.len() as u16).to_le_bytes());
+        for (peer, bytes) in kept {
             out.extend_from_slice(&peer.to_le_bytes());
             out.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
             out.extend_from_slice(bytes);

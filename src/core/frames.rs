@@ -9,7 +9,7 @@ use super::hooks::Hooks;
 use super::ids::{ConnId, PeerId, SessionId};
 use super::server::Server;
 use super::timer::TimerKey;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 /// Frames kept for FRAME_REQUEST at most, and their bytes at most.
@@ -19,6 +19,8 @@ const HISTORY_BYTES: usize = 1 << 20;
 const FRAME_INPUT_BYTES: usize = 60_000;
 /// Input bytes one player may put in one frame, so no player can fill a frame for the others.
 const PLAYER_INPUT_BYTES: usize = 8_192;
+/// Each input's header in a FRAME: peer and length.
+const INPUT_HEADER: usize = 4;
 
 /// A session's running frame sync.
 #[derive(Debug)]
@@ -28,7 +30,10 @@ pub(crate) struct FrameSync {
     next: u32,
     due: Instant,
     inputs: Vec<(u16, Vec<u8>)>,
+    /// Wire bytes of this frame's inputs (each counts its 4-byte header too, so empty inputs
+    /// cannot pile up past the u16 input count), in all and per player.
     input_bytes: usize,
+    player_bytes: HashMap<u16, usize>,
     history: VecDeque<(u32, Vec<u8>)>,
     history_bytes: usize,
     /// Tells this run's timers from an earlier run's.
@@ -64,6 +69,7 @@ impl<H: Hooks> Server<H> {
                 due: now + period,
                 inputs: Vec::new(),
                 input_bytes: 0,
+                player_bytes: HashMap::new(),
                 history: VecDeque::new(),
                 history_bytes: 0,
                 epoch,
@@ -135,15 +141,9 @@ impl<H: Hooks> Server<H> {
             self.send_error(id, Code::NotInFrameSync, 0, "frame sync is not running");
             return;
         };
-        let mine: usize = sync
-            .inputs
-            .iter()
-            .filter(|(p, _)| *p == peer.0)
-            .map(|(_, b)| b.len())
-            .sum();
-        if mine + input.len() > PLAYER_INPUT_BYTES
-            || sync.input_bytes + input.len() > FRAME_INPUT_BYTES
-        {
+        let cost = input.len() + INPUT_HEADER;
+        let mine = sync.player_bytes.entry(peer.0).or_default();
+        if *mine + cost > PLAYER_INPUT_BYTES || sync.input_bytes + cost > FRAME_INPUT_BYTES {
             self.send_error(
                 id,
                 Code::NotInFrameSync,
@@ -152,7 +152,8 @@ impl<H: Hooks> Server<H> {
             );
             return;
         }
-        sync.input_bytes += input.len();
+        *mine += cost;
+        sync.input_bytes += cost;
         sync.inputs.push((peer.0, input.to_vec()));
     }
 
@@ -194,6 +195,7 @@ impl<H: Hooks> Server<H> {
             inputs: std::mem::take(&mut sync.inputs),
         };
         sync.input_bytes = 0;
+        sync.player_bytes.clear();
         sync.next = sync.next.wrapping_add(1);
         let period = Duration::from_secs_f64(1.0 / f64::from(sync.rate));
         // Drift-free: the next frame is due one period after this one was, unless the loop fell

@@ -474,6 +474,9 @@ impl SessionScript {
                 }
                 out.push((peer, payload));
             }
+            if out.len() > u16::MAX as usize {
+                return Err(mlua::Error::runtime("a frame holds at most 65535 inputs"));
+            }
             Ok(out)
         });
         // A failed or broken callback leaves the frame as it was.

@@ -342,7 +342,7 @@ impl UserData for SimHandle {
                 .map(|p| p.as_bytes().to_vec())
                 .unwrap_or_default();
             let mut sim = s.0.borrow_mut();
-            sim.next_port += 1;
+            sim.next_port = sim.next_port.wrapping_add(1).max(1024);
             let addr = SocketAddr::from(([127, 0, 0, 1], sim.next_port));
             let now = sim.now;
             let id = sim.server.handle_accept(now, addr);
