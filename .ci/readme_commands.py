@@ -204,6 +204,43 @@ def smoke_demo(command):
             proc.wait(timeout=10)
 
 
+class AdminServer:
+    """The shipped server, started once for the admin API commands the README prints (they
+    build on each other: the search finds the session the POST created)."""
+
+    server = None
+
+    @classmethod
+    def run(cls, command):
+        import json
+
+        if cls.server is None:
+            cls.server = Server("cargo run --release")
+            deadline = time.time() + 1800
+            while not cls.server.listening.wait(timeout=0.5):
+                if cls.server.proc.poll() is not None or time.time() > deadline:
+                    raise RuntimeError(f"the shipped server did not start\n{cls.server.log()}")
+        done = subprocess.run(command, shell=True, cwd=ROOT, capture_output=True, text=True, timeout=60)
+        if done.returncode != 0:
+            raise RuntimeError(f"exit status {done.returncode}\n{done.stderr}\n{cls.server.log()}")
+        answer = json.loads(done.stdout)
+        if "-X POST" in command and "/api/sessions" in command:
+            if not isinstance(answer, dict) or not answer.get("id") or "connect" not in answer:
+                raise RuntimeError(f"no session created: {done.stdout}")
+        elif "/api/sessions?" in command:
+            if not isinstance(answer, list) or not answer:
+                raise RuntimeError(f"the search found nothing (the POST before it made one): {done.stdout}")
+        elif isinstance(answer, dict) and "error" in answer:
+            raise RuntimeError(f"the admin API answered an error: {done.stdout}")
+
+    @classmethod
+    def stop(cls):
+        if cls.server is not None and cls.server.proc.poll() is None:
+            os.kill(cls.server.proc.pid, signal.SIGTERM)
+            cls.server.proc.wait(timeout=30)
+        cls.server = None
+
+
 def rule_for(command):
     """How to smoke a documented command, or None if no rule knows it."""
     if command == "cargo test":
@@ -229,6 +266,8 @@ def rule_for(command):
         return "bench (smoke scale)", lambda: run_to_completion(exact)
     if command == "cd clients/typescript && npm ci && npm run demo":
         return "demo page server", lambda: smoke_demo(command)
+    if re.fullmatch(r"curl -s (-X POST )?'?http://127\.0\.0\.1:9090/api/\S+.*", command):
+        return "admin API on the shipped server", lambda: AdminServer.run(command)
     if command == "cargo doc --open":
         # Nothing can be opened on CI; the docs must build.
         return "docs build", lambda: run_to_completion("cargo doc --no-deps")
@@ -250,6 +289,8 @@ def main():
             failures += 1
             continue
         what, run = rule
+        if what != "admin API on the shipped server":
+            AdminServer.stop()  # it holds the shipped ports other commands use
         if run is None:
             print(f"skip  {command}  ({what})")
             continue
@@ -261,6 +302,7 @@ def main():
         except Exception as e:
             failures += 1
             print(f"FAIL  {command}  ({what})\n{e}", flush=True)
+    AdminServer.stop()
     print(f"readme commands: {ran} ran as printed, {failures} failing")
     return 1 if failures or ran == 0 else 0
 

@@ -155,6 +155,10 @@ pub struct ServerConfig {
     pub access_token: String,
     /// This server's name as scripts see it (`rt.server_id`); empty means `moonrt-<pid>`.
     pub id: String,
+    /// The host name or address clients reach this server at, as the admin API's session
+    /// creation answers it; empty: the listen address, or the admin request's host if that is
+    /// a wildcard.
+    pub public_host: String,
 }
 
 /// `[limits]`.
@@ -260,6 +264,7 @@ impl Default for ServerConfig {
             shutdown_grace_ms: 2_000,
             access_token: String::new(),
             id: String::new(),
+            public_host: String::new(),
         }
     }
 }

@@ -17,6 +17,8 @@
 //!     `core::timer`: the deadline heap; [`core::ids`], [`core::stats`].
 //!   - [`core::hooks`]: the seam where session logic sees packets before they are routed;
 //!     `core::commands`: what session logic asks for; `core::props`: custom properties.
+//!   - `core::placement`: sessions created before their players (the admin API), the seat
+//!     search, and HELLO join mode 5; `core::report`: what the admin API shows.
 //!   - `core::sessionserver`: the npm sessionserver JSON profile (WebSocket text messages) on top
 //!     of core sessions; `core::js_json`: JSON parsed and written the way JavaScript does.
 //! - [`net`]: the mio shell: one thread, one poll, TCP and WebSocket listeners, UDP socket, waker

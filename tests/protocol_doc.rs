@@ -130,6 +130,18 @@ fn examples() -> BTreeMap<&'static str, Vec<u8>> {
         })),
     );
     m.insert(
+        "hello_join_any",
+        client(ClientMsg::Hello(Hello {
+            version: 1,
+            mode: JoinMode::JoinAny("mode=duel"),
+            token: "",
+            player_id: "",
+            player_name: "Ann",
+            payload: &[],
+            stray_field: None,
+        })),
+    );
+    m.insert(
         "frame_sync",
         client(ClientMsg::FrameSync { on: true, rate: 15 }),
     );

@@ -32,3 +32,14 @@ test("an empty session ends after the minimum time, not before", function()
   sim:advance(70 * 1000)
   expect(sim:ended(), "ended by the tick loop after 120 s")
 end)
+
+test("a session the backend created that nobody joins ends after the minimum time", function()
+  local sim = session{ script = "lua/examples/gamelift.lua", linger_ms = 600000 }
+  -- CreateGameSession: on_session_start starts the tick loop before any player connects.
+  local id = sim:create{ params = { map = "dunes" } }
+  expect(id ~= nil, "created")
+  sim:advance(110 * 1000)
+  expect(not sim:ended(), "waits the minimum two minutes for players")
+  sim:advance(20 * 1000)
+  expect(sim:ended(), "ended by the tick loop: nobody came")
+end)

@@ -55,6 +55,11 @@ local TestSession = {}
 ---@param opts { room: string|nil, id: string|nil, payload: string|nil }|nil
 ---@return moonrt.TestPlayer|nil, integer|nil, string|nil
 function TestSession:join(name, opts) end
+---Creates the session before any player joins (as a backend does with POST /api/sessions):
+---on_session_start runs now and its linger counts from now. Players joining room `name` join it.
+---@param opts { name: string|nil, params: table|nil, max_players: integer|nil, linger_ms: integer|nil, listed: boolean|nil }|nil
+---@return integer|nil id, integer|nil code, string|nil message
+function TestSession:create(opts) end
 ---@param ms number
 function TestSession:advance(ms) end
 ---@return table|nil

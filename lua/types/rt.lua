@@ -41,9 +41,10 @@
 ---@class rt.Session
 ---@field id integer    Session id (what clients join by).
 ---@field name string   Session name ("" if unnamed).
----@field params table  Creation parameters: the `params` claim of the ticket that created the session ({} if none).
+---@field params table  Creation parameters: from the admin API's POST /api/sessions, the creating ticket's `params` claim, or join mode 5's key=value pairs ({} if none).
 ---@field max_players integer  Players it holds at most (rt.configure_session changes it).
 ---@field linger_ms integer    How long it stays once empty (rt.configure_session changes it).
+---@field open boolean         Whether it takes new players (rt.configure_session{open = false} closes it).
 ---@field data table    Session data shared by all callbacks; yours to fill.
 ---@field props string  Session properties as clients see them (SET_SESSION_PROPS).
 
@@ -115,7 +116,8 @@ function Http.request(options, callback) end
 
 ---@class rt.Json
 local Json = {}
----Encodes a Lua value (tables, strings, numbers, booleans) as JSON text.
+---Encodes a Lua value (tables, strings, numbers, booleans) as JSON text, numbers written as
+---JavaScript's JSON.stringify writes them (4.0 is 4; NaN and infinities are null).
 ---@param value any
 ---@return string
 function Json.encode(value) end
@@ -242,9 +244,15 @@ rt.ALL_PLAYERS = 65535
 ---@param to rt.Target
 function rt.send_group_members(group, to) end
 
----Changes the session's player limit and/or empty-session linger, within the server's limits.
----@param settings { max_players: integer|nil, linger_ms: integer|nil }
+---Changes the session's player limit, empty-session linger and whether it takes new players,
+---within the server's limits.
+---@param settings { max_players: integer|nil, linger_ms: integer|nil, open: boolean|nil }
 function rt.configure_session(settings) end
+
+---A number as JavaScript's String(n) writes it: 4.0 is "4", -0.0 is "0", 1e21 is "1e+21".
+---@param n number
+---@return string
+function rt.format_number(n) end
 
 ---Calls `fn` once after `ms` milliseconds; returns its id.
 ---@param fn fun()

@@ -65,6 +65,7 @@ enum Mode {
     Create(String),
     Join(u64),
     JoinOrCreate(String),
+    JoinAny(String),
 }
 
 impl Connect {
@@ -95,6 +96,14 @@ impl Connect {
     /// Join the session with this name, creating it if needed.
     pub fn join_or_create(name: &str) -> Connect {
         Connect::with(Mode::JoinOrCreate(name.to_owned()))
+    }
+    /// Join any listed session with a free seat whose parameters match `params` (`key=value`
+    /// pairs, e.g. `[("mode", "duel")]`), else create one with them (HELLO mode 5).
+    pub fn join_any(params: &[(&str, &str)]) -> Connect {
+        let query = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(params)
+            .finish();
+        Connect::with(Mode::JoinAny(query))
     }
     /// Display name.
     pub fn name(mut self, name: &str) -> Connect {
@@ -402,6 +411,7 @@ impl Client {
             Mode::Create(name) => JoinMode::Create(name),
             Mode::Join(id) => JoinMode::JoinId(*id),
             Mode::JoinOrCreate(name) => JoinMode::JoinOrCreate(name),
+            Mode::JoinAny(params) => JoinMode::JoinAny(params),
         };
         let mut frame = Vec::new();
         ClientMsg::Hello(Hello {

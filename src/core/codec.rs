@@ -195,16 +195,20 @@ pub enum JoinMode<'a> {
     /// Take back a held seat in the session with this id (the payload carries the peer id and
     /// the reconnect secret from WELCOME).
     Reconnect(u64),
+    /// Join any listed session with a free seat whose parameters match these
+    /// (`key=value&...`, form-urlencoded; empty matches every listed session), else create one.
+    JoinAny(&'a str),
 }
 
 impl JoinMode<'_> {
-    /// The mode's value on the wire (1, 2 or 3).
+    /// The mode's value on the wire (1 to 5).
     pub fn wire(&self) -> u8 {
         match self {
             JoinMode::Create(_) => 1,
             JoinMode::JoinId(_) => 2,
             JoinMode::JoinOrCreate(_) => 3,
             JoinMode::Reconnect(_) => 4,
+            JoinMode::JoinAny(_) => 5,
         }
     }
 }
@@ -649,7 +653,7 @@ impl<'a> ClientMsg<'a> {
                 let session_id = r.u64("session id")?;
                 let session_name = r.str("session name")?;
                 let stray_field = match mode_byte {
-                    1 | 3 if session_id != 0 => Some("session_id"),
+                    1 | 3 | 5 if session_id != 0 => Some("session_id"),
                     2 | 4 if !session_name.is_empty() => Some("session_name"),
                     _ => None,
                 };
@@ -658,6 +662,7 @@ impl<'a> ClientMsg<'a> {
                     2 => JoinMode::JoinId(session_id),
                     3 => JoinMode::JoinOrCreate(session_name),
                     4 => JoinMode::Reconnect(session_id),
+                    5 => JoinMode::JoinAny(session_name),
                     v => {
                         return Err(DecodeError::BadValue {
                             field: "join mode",
@@ -743,6 +748,7 @@ impl<'a> ClientMsg<'a> {
                     JoinMode::JoinId(id) => (2, id, ""),
                     JoinMode::JoinOrCreate(name) => (3, 0, name),
                     JoinMode::Reconnect(id) => (4, id, ""),
+                    JoinMode::JoinAny(params) => (5, 0, params),
                 };
                 buf.put_u8(mode);
                 buf.put_u64(id);

@@ -23,6 +23,8 @@ pub enum Code {
     BadHello = 7,
     /// A reconnect (HELLO mode 4) found no seat held for that peer with that secret.
     ReconnectRefused = 8,
+    /// The session's script closed it to new players (`rt.configure_session{open = false}`).
+    SessionClosed = 9,
     /// The server already holds `server.max_connections` connections.
     ServerFull = 10,
     /// Creating a session would pass `server.max_sessions`.
@@ -87,7 +89,7 @@ pub enum Code {
 
 impl Code {
     /// Every code, for documentation tests and clients that print tables.
-    pub const ALL: [Code; 37] = [
+    pub const ALL: [Code; 38] = [
         Code::Malformed,
         Code::FrameTooLarge,
         Code::UnknownMessageType,
@@ -96,6 +98,7 @@ impl Code {
         Code::UnexpectedMessage,
         Code::BadHello,
         Code::ReconnectRefused,
+        Code::SessionClosed,
         Code::ServerFull,
         Code::TooManySessions,
         Code::SessionFull,
@@ -143,6 +146,7 @@ impl Code {
             Code::UnexpectedMessage => "unexpected_message",
             Code::BadHello => "bad_hello",
             Code::ReconnectRefused => "reconnect_refused",
+            Code::SessionClosed => "session_closed",
             Code::ServerFull => "server_full",
             Code::TooManySessions => "too_many_sessions",
             Code::SessionFull => "session_full",

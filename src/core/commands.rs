@@ -76,6 +76,7 @@ impl<H: Hooks> Server<H> {
                 session,
                 max_players,
                 linger_ms,
+                open,
             } => {
                 let settings = super::auth::SessionSettings {
                     max_players,
@@ -92,6 +93,9 @@ impl<H: Hooks> Server<H> {
                     }
                     if let Some(ms) = linger_ms {
                         s.linger = std::time::Duration::from_millis(ms);
+                    }
+                    if let Some(open) = open {
+                        s.open = open;
                     }
                 }
             }

@@ -111,6 +111,8 @@ pub enum Command {
         max_players: Option<usize>,
         /// How long it stays once empty, ms.
         linger_ms: Option<u64>,
+        /// Whether it takes new players.
+        open: Option<bool>,
     },
     /// Start (`on`, at `rate` frames per second) or stop frame sync.
     FrameSync {

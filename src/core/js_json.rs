@@ -98,6 +98,18 @@ pub(crate) fn number(n: f64, out: &mut String) {
     }
 }
 
+/// A number as JavaScript's `String(n)` writes it: like [`number`], but `NaN`, `Infinity` and
+/// `-Infinity` for the values JSON has no form for.
+pub(crate) fn number_text(n: f64) -> String {
+    if n.is_nan() {
+        "NaN".into()
+    } else if n.is_infinite() {
+        if n > 0.0 { "Infinity" } else { "-Infinity" }.into()
+    } else {
+        ryu_js::Buffer::new().format(n).to_owned()
+    }
+}
+
 /// A string literal as `JSON.stringify` quotes it.
 pub(crate) fn string(s: &str, out: &mut String) {
     out.push('"');

@@ -12,8 +12,9 @@ mod conn;
 mod frames;
 pub mod hooks;
 pub mod ids;
-mod js_json;
+pub(crate) mod js_json;
 mod outbuf;
+mod placement;
 mod props;
 mod report;
 mod router;
@@ -35,6 +36,7 @@ pub use hooks::{
     SessionLogic, SessionStart, Verdict,
 };
 pub use ids::{ConnId, GroupId, PeerId, SessionId};
+pub use placement::{NewSession, SessionFilter};
 pub use server::{Event, Server, WallClock};
 pub use session::ALL_PLAYERS_GROUP;
 pub use stats::Stats;

@@ -81,7 +81,7 @@ pub struct Server<H: Hooks> {
     /// Total time the loop reported itself stalled; rate limits forgive it (see `RateLimit`).
     pub(crate) stall_credit: Duration,
     /// How the most recently ended session ended, so a join that ended it can say why.
-    last_end: Option<(SessionId, Code, String)>,
+    pub(crate) last_end: Option<(SessionId, Code, String)>,
     /// The sessionserver profile's counters and public session ids.
     pub(crate) ss: super::sessionserver::Registry,
     /// Who may join.
@@ -120,6 +120,11 @@ impl<H: Hooks> Server<H> {
     }
 
     // ----- getters -----
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
 
     /// Counters since start.
     pub fn stats(&self) -> &Stats {
@@ -445,12 +450,13 @@ impl<H: Hooks> Server<H> {
                 ),
             ));
         }
-        let name = match hello.mode {
-            JoinMode::Create(n) | JoinMode::JoinOrCreate(n) => n,
-            JoinMode::JoinId(_) | JoinMode::Reconnect(_) => "",
+        let (name_field, name) = match hello.mode {
+            JoinMode::Create(n) | JoinMode::JoinOrCreate(n) => ("session name", n),
+            JoinMode::JoinAny(p) => ("join parameters", p),
+            JoinMode::JoinId(_) | JoinMode::Reconnect(_) => ("session name", ""),
         };
         for (field, value, max) in [
-            ("session name", name, MAX_NAME_BYTES),
+            (name_field, name, MAX_NAME_BYTES),
             ("player id", hello.player_id, MAX_NAME_BYTES),
             ("player name", hello.player_name, MAX_NAME_BYTES),
             ("token", hello.token, MAX_TOKEN_BYTES),
@@ -556,7 +562,23 @@ impl<H: Hooks> Server<H> {
                     ));
                 }
                 created = true;
-                self.create_session(now, name, params, settings)?
+                self.create_session(now, name, params, settings, false)?
+            }
+            JoinMode::JoinAny(query) => {
+                let wanted = super::placement::parse_join_params(query)?;
+                match self.best_listed_session(&wanted, ticket) {
+                    Some(sid) => sid,
+                    None => {
+                        if let Some(t) = ticket
+                            && t.session != TicketSession::Any
+                        {
+                            return Err(t.wrong_session());
+                        }
+                        created = true;
+                        let params = super::placement::params_object(&wanted);
+                        self.create_session(now, "", Some(&params), settings, true)?
+                    }
+                }
             }
             JoinMode::JoinOrCreate(name) => {
                 if name.is_empty() {
@@ -578,7 +600,7 @@ impl<H: Hooks> Server<H> {
                             return Err(t.wrong_session());
                         }
                         created = true;
-                        self.create_session(now, name, params, settings)?
+                        self.create_session(now, name, params, settings, false)?
                     }
                 }
             }
@@ -603,6 +625,10 @@ impl<H: Hooks> Server<H> {
         let Some(session) = self.sessions.get_mut(&sid) else {
             return Err((Code::SessionEnded, "the session ended".into()));
         };
+        if !session.open && !replaced_here {
+            let why = format!("session {} takes no new players", sid.0);
+            return refuse(self, Code::SessionClosed, why);
+        }
         let max_players = session.max_players;
         // The connection being replaced gives its seat to its successor.
         if session.len() - usize::from(replaced_here) >= max_players {
@@ -684,6 +710,7 @@ impl<H: Hooks> Server<H> {
         name: &str,
         params: Option<&serde_json::Value>,
         settings: Option<&SessionSettings>,
+        listed: bool,
     ) -> Result<SessionId, (Code, String)> {
         if self.draining {
             return Err((
@@ -705,6 +732,8 @@ impl<H: Hooks> Server<H> {
         session.created = Some(now);
         session.max_players = self.config.sessions.max_players;
         session.linger = self.config.empty_session_linger();
+        session.params = params.cloned();
+        session.listed = listed;
         if let Some(settings) = settings {
             self.check_settings(settings)?;
             if let Some(max) = settings.max_players {
@@ -913,16 +942,34 @@ impl<H: Hooks> Server<H> {
             return;
         };
         if session.is_empty() && !session.ending {
-            session.empty_epoch += 1;
-            let linger = session.linger;
             // A sessionserver session with nobody left is discarded, as the reference does.
-            if linger.is_zero() || self.shutting_down || json {
+            if session.linger.is_zero() || self.shutting_down || json {
                 self.end_session(now, sid, Code::SessionEnded);
             } else {
-                self.timers
-                    .schedule(now + linger, TimerKey::Linger(sid, session.empty_epoch));
+                self.start_linger(now, sid);
             }
         }
+    }
+
+    /// Starts an empty session's linger: it ends after its linger time unless a player joins
+    /// first (a join makes this timer stale).
+    pub(crate) fn start_linger(&mut self, now: Instant, sid: SessionId) {
+        let Some(session) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        if !session.is_empty() || session.ending {
+            return;
+        }
+        session.empty_epoch += 1;
+        self.timers.schedule(
+            now + session.linger,
+            TimerKey::Linger(sid, session.empty_epoch),
+        );
+    }
+
+    /// The live session with this name, if any.
+    pub(crate) fn session_by_name(&self, name: &str) -> Option<SessionId> {
+        self.session_names.get(name).copied()
     }
 
     /// The transport saw input it cannot accept (a WebSocket text message on the native

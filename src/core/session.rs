@@ -60,6 +60,13 @@ pub(crate) struct Session {
     pub deliveries: Cell<u64>,
     /// Frame sync, while it runs.
     pub frame_sync: Option<Box<super::frames::FrameSync>>,
+    /// The parameters it was created with (an object), which seat searches match on.
+    pub params: Option<serde_json::Value>,
+    /// Whether HELLO join mode 5 may place players in it (created by mode 5, or by the admin
+    /// API with `"listed": true`).
+    pub listed: bool,
+    /// Whether it takes new players; the script closes it with `rt.configure_session`.
+    pub open: bool,
 }
 
 impl Session {
@@ -81,7 +88,19 @@ impl Session {
             messages: Cell::new(0),
             deliveries: Cell::new(0),
             frame_sync: None,
+            params: None,
+            listed: false,
+            open: true,
         }
+    }
+
+    /// Seats a newcomer could take now: 0 while it is closed, ending, or a sessionserver
+    /// session (whose players speak only JSON).
+    pub(crate) fn free_seats(&self) -> usize {
+        if !self.open || self.ending || self.json.is_some() {
+            return 0;
+        }
+        self.max_players.saturating_sub(self.len())
     }
 
     /// Peer ids of every member, ascending (the all-players group).

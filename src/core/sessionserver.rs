@@ -358,7 +358,7 @@ impl<H: Hooks> Server<H> {
             .get(id)
             .and_then(|c| c.ticket.as_ref())
             .and_then(|t| t.params.clone());
-        let sid = match self.create_session(now, "", params.as_ref(), None) {
+        let sid = match self.create_session(now, "", params.as_ref(), None, false) {
             Ok(sid) => sid,
             Err((_, why)) => {
                 log::info!("{id}: could not create a sessionserver session: {why}");

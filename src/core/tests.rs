@@ -841,7 +841,7 @@ fn unknown_type_or_join_mode_as_the_first_frame_is_rejected_with_its_code() {
         stray_field: None,
     })
     .encode(&mut hello);
-    for mode in [0u8, 5] {
+    for mode in [0u8, 6, 255] {
         hello[7] = mode;
         let id = s.server.handle_accept(s.now, addr(1));
         s.server.handle_tcp_bytes(s.now, id, &hello);

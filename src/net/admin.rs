@@ -1,12 +1,39 @@
 //! The loop's side of the admin listener (`crate::ops`): answers its requests between turns.
 
 use super::NetServer;
-use crate::core::{Hooks, SessionId};
+use crate::core::{Code, Hooks, SessionId};
 use crate::ops::{AdminCall, AdminReply};
 use serde_json::json;
+use std::net::SocketAddr;
 use std::time::Instant;
 
 impl<H: Hooks> NetServer<H> {
+    /// Where players connect, for a session created through the admin API: the host
+    /// (`server.public_host`, else the listen address, else the admin request's host) and each
+    /// listener that is on.
+    fn connect_json(&self, request_host: Option<&str>) -> serde_json::Value {
+        let configured = &self.core.config().server.public_host;
+        let host = if !configured.is_empty() {
+            configured.clone()
+        } else if !self.tcp_addr.ip().is_unspecified() {
+            match self.tcp_addr {
+                SocketAddr::V6(a) => format!("[{}]", a.ip()),
+                SocketAddr::V4(a) => a.ip().to_string(),
+            }
+        } else {
+            request_host.unwrap_or("127.0.0.1").to_owned()
+        };
+        let port = |a: Option<SocketAddr>| a.map(|a| a.port());
+        json!({
+            "host": host,
+            "tcp": self.tcp_addr.port(),
+            "udp": port(self.udp_addr),
+            "ws": self.ws_addr.map(|a| format!("ws://{host}:{}/", a.port())),
+            "tls": port(self.tls_addr),
+            "wss": self.wss_addr.map(|a| format!("wss://{host}:{}/", a.port())),
+        })
+    }
+
     /// Answers every admin request waiting.
     pub(super) fn answer_admin(&mut self, now: Instant) {
         while let Some(request) = self.admin.as_ref().and_then(|a| a.requests.try_recv().ok()) {
@@ -47,7 +74,33 @@ impl<H: Hooks> NetServer<H> {
                 content_type: "text/plain; version=0.0.4; charset=utf-8",
                 body: core.metrics_text(),
             },
-            AdminCall::Sessions => AdminReply::json(200, &core.sessions_json(now)),
+            AdminCall::Sessions(filter) => {
+                let found: Vec<_> = core
+                    .find_sessions(filter)
+                    .into_iter()
+                    .filter_map(|sid| core.session_json(now, sid))
+                    .collect();
+                AdminReply::json(200, &serde_json::Value::Array(found))
+            }
+            AdminCall::CreateSession { new, host } => match core.create_session_ahead(now, new) {
+                Ok(sid) => {
+                    let mut answer = core.session_json(now, sid).unwrap_or_else(|| json!({}));
+                    answer["connect"] = self.connect_json(host.as_deref());
+                    answer["join"] = json!({"mode": 2, "session_id": sid.0});
+                    AdminReply::json(201, &answer)
+                }
+                Err((code, why)) => {
+                    let status = match code {
+                        Code::SessionNameTaken => 409,
+                        Code::TooManySessions | Code::ShuttingDown => 503,
+                        Code::ScriptFailed => 500,
+                        // The script ended it in on_session_start (it refused the parameters).
+                        Code::SessionEnded => 422,
+                        _ => 400,
+                    };
+                    AdminReply::json(status, &json!({"error": why, "code": code.as_u16()}))
+                }
+            },
             AdminCall::Session(id) => match core.session_json(now, SessionId(*id)) {
                 Some(session) => AdminReply::json(200, &session),
                 None => AdminReply::error(404, "no such session"),

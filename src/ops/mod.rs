@@ -34,8 +34,16 @@ pub enum AdminCall {
     Ready,
     /// `GET /metrics`.
     Metrics,
-    /// `GET /api/sessions`.
-    Sessions,
+    /// `GET /api/sessions`, with an optional filter (`?free_seats=1&param.mode=duel`).
+    Sessions(crate::core::SessionFilter),
+    /// `POST /api/sessions`: create a session before its players arrive. `host` is the host
+    /// the request was sent to (from its `Host` header), for the answer's connect address.
+    CreateSession {
+        /// The session to create.
+        new: crate::core::NewSession,
+        /// The request's `Host`, without the port.
+        host: Option<String>,
+    },
     /// `GET /api/sessions/{id}`.
     Session(u64),
     /// `POST /api/sessions/{id}/end`.
@@ -117,8 +125,8 @@ pub fn start(
     std::thread::Builder::new()
         .name("moonrt-admin".into())
         .spawn(move || {
-            for request in server.incoming_requests() {
-                let reply = route(&request, &token, &tx, &wake);
+            for mut request in server.incoming_requests() {
+                let reply = route(&mut request, &token, &tx, &wake);
                 respond(request, reply);
             }
         })?;
@@ -166,9 +174,97 @@ fn authorized(request: &tiny_http::Request, token: &str) -> bool {
             == 0
 }
 
+/// Largest `POST /api/sessions` body read.
+const MAX_BODY_BYTES: u64 = 64 * 1024;
+
+/// `POST /api/sessions`'s body.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    params: Option<serde_json::Value>,
+    #[serde(default)]
+    settings: CreateSettings,
+    #[serde(default)]
+    listed: bool,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CreateSettings {
+    max_players: Option<usize>,
+    linger_ms: Option<u64>,
+}
+
+/// Reads and checks a `POST /api/sessions` body (empty: an unnamed session with defaults).
+fn create_call(request: &mut tiny_http::Request) -> Result<AdminCall, AdminReply> {
+    use std::io::Read;
+    let mut body = Vec::new();
+    request
+        .as_reader()
+        .take(MAX_BODY_BYTES + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| AdminReply::error(400, &format!("reading the body: {e}")))?;
+    if body.len() as u64 > MAX_BODY_BYTES {
+        return Err(AdminReply::error(
+            413,
+            &format!("the body is over {MAX_BODY_BYTES} bytes"),
+        ));
+    }
+    let parsed: CreateBody = if body.iter().all(u8::is_ascii_whitespace) {
+        serde_json::from_str("{}").expect("an empty object")
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            AdminReply::error(
+                400,
+                &format!(
+                    "the body is not a session: {e} (fields: name, params, settings                      {{max_players, linger_ms}}, listed)"
+                ),
+            )
+        })?
+    };
+    if parsed
+        .params
+        .as_ref()
+        .is_some_and(|p| !p.is_object() && !p.is_null())
+    {
+        return Err(AdminReply::error(400, "params must be a JSON object"));
+    }
+    let host = request
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Host"))
+        .map(|h| host_without_port(h.value.as_str()));
+    Ok(AdminCall::CreateSession {
+        new: crate::core::NewSession {
+            name: parsed.name,
+            params: parsed.params.filter(|p| !p.is_null()),
+            settings: crate::core::auth::SessionSettings {
+                max_players: parsed.settings.max_players,
+                linger_ms: parsed.settings.linger_ms,
+            },
+            listed: parsed.listed,
+        },
+        host,
+    })
+}
+
+/// `example.com:9090` → `example.com`; `[::1]:9090` → `[::1]`.
+fn host_without_port(host: &str) -> String {
+    let host = host.trim();
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !name.ends_with(':') => {
+            name.to_owned()
+        }
+        _ => host.to_owned(),
+    }
+}
+
 /// Maps a request to its answer: the dashboard here, everything else from the loop.
 fn route(
-    request: &tiny_http::Request,
+    request: &mut tiny_http::Request,
     token: &str,
     loop_tx: &mpsc::SyncSender<AdminRequest>,
     wake: &impl Fn(),
@@ -195,7 +291,17 @@ fn route(
         }
         (["metrics"], true, _) => AdminCall::Metrics,
         (["api", "overview"], true, _) => AdminCall::Overview,
-        (["api", "sessions"], true, _) => AdminCall::Sessions,
+        (["api", "sessions"], true, _) => {
+            let query = request.url().split_once('?').map_or("", |(_, q)| q);
+            match crate::core::SessionFilter::from_query(query) {
+                Ok(filter) => AdminCall::Sessions(filter),
+                Err(why) => return AdminReply::error(400, &why),
+            }
+        }
+        (["api", "sessions"], _, true) => match create_call(request) {
+            Ok(call) => call,
+            Err(reply) => return reply,
+        },
         (["api", "sessions", id], true, _) => match id.parse() {
             Ok(id) => AdminCall::Session(id),
             Err(_) => return AdminReply::error(404, "no such session"),

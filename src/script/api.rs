@@ -369,13 +369,17 @@ return freeze
 "#;
 
 /// `rt.json`: `encode(value)` and `decode(text)` (also given to `moonrt test` files).
+/// `encode` writes JSON as JavaScript's `JSON.stringify` does: `4.0` is `4`, `-0.0` is `0`,
+/// `1e21` is `1e+21`, NaN and infinities are `null`.
 pub(crate) fn json_table(lua: &Lua) -> mlua::Result<Table> {
     let json = lua.create_table()?;
     json.set(
         "encode",
         lua.create_function(|lua, value: Value| {
             let v: serde_json::Value = mlua::LuaSerdeExt::from_value(lua, value)?;
-            serde_json::to_string(&v).map_err(mlua::Error::external)
+            let mut out = String::new();
+            crate::core::js_json::stringify(&v, &mut out);
+            Ok(out)
         })?,
     )?;
     json.set(
@@ -387,6 +391,19 @@ pub(crate) fn json_table(lua: &Lua) -> mlua::Result<Table> {
         })?,
     )?;
     Ok(json)
+}
+
+/// `rt.format_number(n)`: a number as JavaScript's `String(n)` writes it (`4.0` is `"4"`, `0.1 +
+/// 0.2` is `"0.30000000000000004"`), for text a C# or JavaScript client parses.
+pub(crate) fn format_number(lua: &Lua) -> mlua::Result<Function> {
+    lua.create_function(|_, n: Value| match n {
+        Value::Integer(i) => Ok(crate::core::js_json::number_text(i as f64)),
+        Value::Number(f) => Ok(crate::core::js_json::number_text(f)),
+        other => Err(mlua::Error::runtime(format!(
+            "rt.format_number: expected a number, got a {}",
+            other.type_name()
+        ))),
+    })
 }
 
 /// Creates the `rt` table (and `print`) in a state whose app data holds a [`CallState`].
@@ -412,6 +429,7 @@ pub(crate) fn install(lua: &Lua, setup: &Setup<'_>) -> mlua::Result<Table> {
     if let Some(settings) = setup.settings {
         session.set("max_players", settings.max_players)?;
         session.set("linger_ms", settings.linger_ms)?;
+        session.set("open", true)?;
         state(lua)?.session_limits = Some(settings.limits);
     }
     session.set("data", lua.create_table()?)?;
@@ -695,17 +713,27 @@ pub(crate) fn install(lua: &Lua, setup: &Setup<'_>) -> mlua::Result<Table> {
                     _ => None,
                 };
                 match name.as_deref() {
-                    Some("max_players" | "linger_ms") => {}
+                    Some("max_players" | "linger_ms" | "open") => {}
                     _ => {
                         return Err(mlua::Error::runtime(format!(
                             "rt.configure_session: {key:?} is not a setting (max_players, \
-                             linger_ms)"
+                             linger_ms, open)"
                         )));
                     }
                 }
             }
             let max_players: Option<i64> = settings.get("max_players")?;
             let linger_ms: Option<i64> = settings.get("linger_ms")?;
+            let open = match settings.get::<Value>("open")? {
+                Value::Nil => None,
+                Value::Boolean(b) => Some(b),
+                other => {
+                    return Err(mlua::Error::runtime(format!(
+                        "rt.configure_session: open must be true or false, not a {}",
+                        other.type_name()
+                    )));
+                }
+            };
             if let Some(n) = max_players
                 && !(1..=max as i64).contains(&n)
             {
@@ -729,11 +757,15 @@ pub(crate) fn install(lua: &Lua, setup: &Setup<'_>) -> mlua::Result<Table> {
             if let Some(ms) = linger_ms {
                 session.raw_set("linger_ms", ms)?;
             }
+            if let Some(open) = open {
+                session.raw_set("open", open)?;
+            }
             record(lua, |session| {
                 Ok(Command::Configure {
                     session,
                     max_players: max_players.map(|n| n as usize),
                     linger_ms: linger_ms.map(|ms| ms as u64),
+                    open,
                 })
             })
         })?,
@@ -823,6 +855,7 @@ pub(crate) fn install(lua: &Lua, setup: &Setup<'_>) -> mlua::Result<Table> {
     rt.set("log", log)?;
 
     rt.set("json", json_table(lua)?)?;
+    rt.set("format_number", format_number(lua)?)?;
     if std::env::var("MOONRT_TEST_HOOKS").as_deref() == Ok("1") {
         // Test-only: a stall no script limit can see (the watchdog's test). Never set in
         // production; the server logs a warning at startup when it is.

@@ -7,10 +7,11 @@
 use super::host::LuaHooks;
 use super::source::ScriptSource;
 use crate::config::Config;
+use crate::core::auth::SessionSettings;
 use crate::core::codec::{
     self, ClientMsg, Data, Hello, Intent, JoinMode, PeerList, ServerMsg, Target,
 };
-use crate::core::{ConnId, Event, Server, SessionId, WallClock};
+use crate::core::{ConnId, Event, NewSession, Server, SessionId, WallClock};
 use mlua::{Function, Lua, LuaSerdeExt, Table, UserData, UserDataMethods, Value};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -379,6 +380,41 @@ impl UserData for SimHandle {
                 _ => Err(mlua::Error::runtime("the server sent no WELCOME or REJECT")),
             }
         });
+        // sim:create{name = "test", params = {...}, max_players = n, linger_ms = ms}: the session
+        // created before any player joins (as the admin API's POST /api/sessions does);
+        // on_session_start runs now. Returns its id, or nil, code, message.
+        methods.add_method("create", |lua, s, opts: Option<Table>| {
+            let opts = match opts {
+                Some(t) => t,
+                None => lua.create_table()?,
+            };
+            let params: Option<serde_json::Value> = match opts.get::<Value>("params")? {
+                Value::Nil => None,
+                v => Some(lua.from_value(v)?),
+            };
+            let new = NewSession {
+                name: opts
+                    .get::<Option<String>>("name")?
+                    .unwrap_or_else(|| "test".into()),
+                params,
+                settings: SessionSettings {
+                    max_players: opts.get("max_players")?,
+                    linger_ms: opts.get("linger_ms")?,
+                },
+                listed: opts.get::<Option<bool>>("listed")?.unwrap_or(false),
+            };
+            let mut sim = s.0.borrow_mut();
+            let now = sim.now;
+            let created = sim.server.create_session_ahead(now, &new);
+            sim.pump();
+            match created {
+                Ok(sid) => {
+                    sim.session = Some(sid);
+                    lua.pack_multi(sid.0)
+                }
+                Err((code, why)) => lua.pack_multi((Value::Nil, code.as_u16(), why)),
+            }
+        });
         methods.add_method("advance", |_, s, ms: f64| {
             if !(ms.is_finite() && ms >= 0.0) {
                 return Err(mlua::Error::runtime("advance(ms): ms >= 0"));
@@ -590,6 +626,7 @@ fn install(
     let rt = lua.create_table()?;
     super::data::install(lua, &rt)?;
     rt.set("json", super::api::json_table(lua)?)?;
+    rt.set("format_number", super::api::format_number(lua)?)?;
     g.set("rt", rt)?;
     Ok(())
 }

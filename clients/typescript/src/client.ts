@@ -42,7 +42,7 @@ export interface ReconnectOptions {
   readonly delayMs?: number;
 }
 
-/** Everything `connect` needs. Give exactly one of `room`, `create` or `sessionId`. */
+/** Everything `connect` needs. Give exactly one of `room`, `create`, `sessionId` or `joinAny`. */
 export interface ConnectOptions {
   /** The server's WebSocket URL, e.g. `ws://127.0.0.1:7778/` or `wss://game.example.com:7780/`. */
   readonly url: string;
@@ -52,6 +52,11 @@ export interface ConnectOptions {
   readonly create?: boolean | string;
   /** Join the session with this id. */
   readonly sessionId?: number;
+  /**
+   * Join any listed session with a free seat whose parameters match these, else create one
+   * (HELLO mode 5; `{}` matches every listed session).
+   */
+  readonly joinAny?: Readonly<Record<string, string | number | boolean>>;
   /** The access token or join ticket (README "Security"). */
   readonly token?: string;
   /** The game's id for the player (with tickets: empty, or the ticket's player). */
@@ -117,11 +122,17 @@ function bytesOf(payload: Uint8Array | string | undefined): Uint8Array {
 }
 
 function joinOf(opts: ConnectOptions): JoinMode {
-  const given = [opts.room !== undefined, opts.create !== undefined && opts.create !== false, opts.sessionId !== undefined];
+  const given = [
+    opts.room !== undefined,
+    opts.create !== undefined && opts.create !== false,
+    opts.sessionId !== undefined,
+    opts.joinAny !== undefined,
+  ];
   if (given.filter(Boolean).length !== 1) {
-    throw new TypeError("give exactly one of room, create or sessionId");
+    throw new TypeError("give exactly one of room, create, sessionId or joinAny");
   }
   if (opts.room !== undefined) return { mode: "joinOrCreate", name: opts.room };
+  if (opts.joinAny !== undefined) return { mode: "joinAny", params: opts.joinAny };
   if (opts.sessionId !== undefined) return { mode: "join", sessionId: opts.sessionId };
   return { mode: "create", name: typeof opts.create === "string" ? opts.create : "" };
 }

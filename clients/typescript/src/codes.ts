@@ -10,6 +10,7 @@ export const Code = {
   UnexpectedMessage: 6,
   BadHello: 7,
   ReconnectRefused: 8,
+  SessionClosed: 9,
   ServerFull: 10,
   TooManySessions: 11,
   SessionFull: 12,
@@ -37,6 +38,8 @@ export const Code = {
   PropsRefused: 34,
   PropsTooLarge: 35,
   NoTargets: 36,
+  FrameSyncRefused: 37,
+  NotInFrameSync: 38,
 } as const;
 
 /** A code's name. */
@@ -51,6 +54,7 @@ const DESCRIPTIONS: Record<number, string> = {
   6: "a message that is not allowed now",
   7: "a HELLO field is out of range",
   8: "no seat is held for this player any more",
+  9: "the session takes no new players",
   10: "the server is full",
   11: "the server holds as many sessions as it may",
   12: "the session is full",
@@ -78,6 +82,8 @@ const DESCRIPTIONS: Record<number, string> = {
   34: "the session's script refused the properties",
   35: "properties over 4096 bytes",
   36: "a list of 0 peers",
+  37: "frame sync was refused",
+  38: "frame sync is not running",
 };
 
 /** The name of a code (`"SessionFull"`), or `"Unknown"` for a code from a newer server. */

@@ -17,6 +17,7 @@ export type JoinMode =
   | { readonly mode: "create"; readonly name: string }
   | { readonly mode: "join"; readonly sessionId: number }
   | { readonly mode: "joinOrCreate"; readonly name: string }
+  | { readonly mode: "joinAny"; readonly params: Readonly<Record<string, string | number | boolean>> }
   | { readonly mode: "reconnect"; readonly sessionId: number; readonly peer: number; readonly secret: bigint };
 
 /** A player as WELCOME and PLAYER_JOINED describe it. */
@@ -207,6 +208,14 @@ export function encodeHello(
     case "joinOrCreate":
       w.u8(3).u64(0n).str(join.name);
       break;
+    case "joinAny": {
+      // Mode 5: the parameters as a URL query string (form-urlencoded; numbers as JavaScript
+      // writes them, which is how the server compares them).
+      const query = new URLSearchParams();
+      for (const [key, value] of Object.entries(join.params)) query.append(key, String(value));
+      w.u8(5).u64(0n).str(query.toString());
+      break;
+    }
     case "reconnect":
       w.u8(4).u64(BigInt(join.sessionId)).str("");
       return w

@@ -130,6 +130,18 @@ test("typed payloads reach the session script's rt.data and come back", async ()
   assert.equal(d.sender, 0);
 });
 
+test("joinAny fills a listed session before it creates another", async () => {
+  const a = await open({ joinAny: { mode: "duel", map: 4 }, name: "A" });
+  const b = await open({ joinAny: { mode: "duel", map: 4 }, name: "B" });
+  const c = await open({ joinAny: { mode: "ffa" }, name: "C" });
+  assert.equal(b.sessionId, a.sessionId);
+  assert.notEqual(c.sessionId, a.sessionId);
+  assert.equal(b.players.size, 1, "b sees a already in the session");
+  a.disconnect();
+  b.disconnect();
+  c.disconnect();
+});
+
 test("refusals and closes carry their codes", async () => {
   await open({ create: "only-one" });
   await assert.rejects(open({ create: "only-one" }), (e: unknown) => {

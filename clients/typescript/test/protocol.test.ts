@@ -17,6 +17,15 @@ test("HELLO matches PROTOCOL.md's join-or-create example", () => {
   assert.deepEqual(join, hex(`17 00 00 00  01   01 00   02   01 00 00 00 00 00 00 00  00 00  01 00 74  00 00  02 00 42 6f`));
 });
 
+test("HELLO mode 5 matches PROTOCOL.md's join-any example", () => {
+  const bytes = encodeHello({ mode: "joinAny", params: { mode: "duel" } }, "", "", "Ann", new Uint8Array());
+  assert.deepEqual(
+    bytes,
+    hex(`20 00 00 00  01   01 00   05   00 00 00 00 00 00 00 00
+         09 00 6d 6f 64 65 3d 64 75 65 6c      00 00    00 00        03 00 41 6e 6e`),
+  );
+});
+
 test("DATA matches PROTOCOL.md for every target kind", () => {
   const hi = new TextEncoder().encode("hi");
   assert.deepEqual(encodeData("all", 7, "reliable", hi), hex("09 00 00 00 02 00 07 00 00 00 00 68 69"));
