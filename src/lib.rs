@@ -43,6 +43,7 @@ pub mod config;
 pub mod core;
 pub mod net;
 pub mod ops;
+pub mod profiles;
 pub mod rtdata;
 pub mod script;
 pub mod tls;

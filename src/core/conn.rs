@@ -150,6 +150,9 @@ pub(crate) struct Conn {
     /// The transport should send a WebSocket ping (a quiet sessionserver connection is asked
     /// for a pong before its idle timeout).
     pub ws_ping: bool,
+    /// The vendor profile its WebSocket speaks (`crate::profiles`), if any: such clients have
+    /// no keepalive of their own, so the server pings them as it does sessionserver ones.
+    pub profile: Option<&'static str>,
     /// Whether the connection is in the dirty list already.
     queued: bool,
     /// Whether the connection is in the overflow list already.
@@ -224,6 +227,7 @@ impl ConnTable {
             upgrade_credential: None,
             ticket: None,
             ws_ping: false,
+            profile: None,
             transport: Transport::Tcp,
             reconnect_secret: 0,
             queued: false,

@@ -691,8 +691,7 @@ impl<H: Hooks> Server<H> {
                 .map(|c| c.addr.to_string())
                 .unwrap_or_default()
         );
-        self.timers
-            .schedule(now + self.config.idle_timeout(), TimerKey::Idle(id, serial));
+        self.schedule_idle(now, id, serial);
         self.replay_props(sid, id, peer);
         self.send_frame_state(sid, id);
         if let Some(old) = replaces {
@@ -1251,8 +1250,11 @@ impl<H: Hooks> Server<H> {
     /// Starts watching a connection for silence. One timer per connection: the check
     /// reschedules itself (at the ping time, then the deadline, for a sessionserver connection).
     pub(crate) fn schedule_idle(&mut self, now: Instant, id: ConnId, serial: u64) {
-        let json = self.conns.get(id).is_some_and(|c| c.json);
-        let first = if json {
+        let pinged = self
+            .conns
+            .get(id)
+            .is_some_and(|c| c.json || c.profile.is_some());
+        let first = if pinged {
             self.config.idle_timeout() / 3
         } else {
             self.config.idle_timeout()
@@ -1287,11 +1289,12 @@ impl<H: Hooks> Server<H> {
             return;
         }
         let ping_at = conn.last_rx + idle / 3;
-        if conn.json && now >= ping_at {
+        let pinged = conn.json || conn.profile.is_some();
+        if pinged && now >= ping_at {
             conn.ws_ping = true;
             self.conns.wake(id);
             self.timers.schedule(due, TimerKey::Idle(id, serial));
-        } else if conn.json {
+        } else if pinged {
             self.timers.schedule(ping_at, TimerKey::Idle(id, serial));
         } else {
             self.timers.schedule(due, TimerKey::Idle(id, serial));
@@ -1302,6 +1305,14 @@ impl<H: Hooks> Server<H> {
     pub fn handle_ws_pong(&mut self, now: Instant, id: ConnId) {
         if let Some(conn) = self.conns.get_mut(id) {
             conn.last_rx = now;
+        }
+    }
+
+    /// The connection's WebSocket speaks a vendor profile (`crate::profiles`): shown by the
+    /// admin API, and kept alive with WebSocket pings (those clients send no ping of their own).
+    pub fn set_profile(&mut self, id: ConnId, name: &'static str) {
+        if let Some(conn) = self.conns.get_mut(id) {
+            conn.profile = Some(name);
         }
     }
 

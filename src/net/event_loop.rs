@@ -33,6 +33,8 @@ pub(super) struct Scratch {
     pub(super) closing: Vec<ConnId>,
     /// Whether the UDP socket may still hold datagrams.
     pub(super) udp_carry: bool,
+    /// A vendor client's message translated into native frames (`crate::profiles`).
+    pub(super) translated: Vec<u8>,
 }
 
 impl<H: Hooks> NetServer<H> {
@@ -45,6 +47,7 @@ impl<H: Hooks> NetServer<H> {
             carry: Vec::new(),
             closing: Vec::new(),
             udp_carry: false,
+            translated: Vec::new(),
         };
         let mut stop_deadline: Option<Instant> = None;
         loop {

@@ -73,6 +73,20 @@ impl Door {
 struct NetConn {
     link: Link,
     closing_since: Option<Instant>,
+    /// A WebSocket's protocol, known from its first binary message.
+    profile: WsProfile,
+}
+
+/// What a WebSocket connection's binary messages carry.
+#[derive(Debug, Default)]
+enum WsProfile {
+    /// No binary message yet.
+    #[default]
+    Unknown,
+    /// Native frames.
+    Native,
+    /// A vendor client's packets, translated (`crate::profiles`).
+    Vendor(Box<crate::profiles::Adapter>),
 }
 
 /// Stops a running [`NetServer`] from another thread.

@@ -100,6 +100,7 @@ impl<H: Hooks> NetServer<H> {
             self.conns[slot] = Some(NetConn {
                 link,
                 closing_since: None,
+                profile: Default::default(),
             });
         }
     }

@@ -11,9 +11,10 @@
 //! connection.
 
 use super::event_loop::{READ_BUDGET, Scratch};
-use super::{Link, NetServer};
+use super::{Link, NetServer, WsProfile};
 use crate::config::Config;
 use crate::core::{Code, ConnId, Hooks};
+use crate::profiles::FirstMessage;
 use crate::tls::Stream;
 use std::cell::RefCell;
 use std::io::Write;
@@ -142,7 +143,34 @@ impl<H: Hooks> NetServer<H> {
             };
             match ws.read() {
                 Ok(Message::Binary(bytes)) => {
-                    self.core.handle_tcp_bytes(now, id, &bytes);
+                    if let WsProfile::Unknown = conn.profile {
+                        let profile = match crate::profiles::Adapter::detect(&bytes) {
+                            FirstMessage::Native => WsProfile::Native,
+                            FirstMessage::Vendor(adapter) => {
+                                self.core.set_profile(id, adapter.name());
+                                WsProfile::Vendor(adapter)
+                            }
+                        };
+                        if let Some(conn) = self.conn_mut(id) {
+                            conn.profile = profile;
+                        }
+                    }
+                    let Some(conn) = self.conn_mut(id) else {
+                        return;
+                    };
+                    match &mut conn.profile {
+                        WsProfile::Vendor(adapter) => {
+                            s.translated.clear();
+                            match adapter.take_client_message(&bytes, &mut s.translated) {
+                                Ok(()) => self.core.handle_tcp_bytes(now, id, &s.translated),
+                                Err(e) => {
+                                    self.core.handle_protocol_error(now, id, e.code, &e.message);
+                                    return;
+                                }
+                            }
+                        }
+                        _ => self.core.handle_tcp_bytes(now, id, &bytes),
+                    }
                     total += bytes.len();
                     if total >= READ_BUDGET {
                         s.carry.push(id);
@@ -205,7 +233,34 @@ impl<H: Hooks> NetServer<H> {
         self.core.json_sent(id);
         let pending = self.core.tcp_pending(id);
         let len = pending.len();
-        if failed.is_none() && len > 0 {
+        let mut consumed = false;
+        if let WsProfile::Vendor(adapter) = &mut conn.profile {
+            // Vendor packets: translated, then one WebSocket message per packet (GameLift) or
+            // all of them in one (GameSparks).
+            let mut out = Vec::new();
+            let mut ends = Vec::new();
+            adapter.write_for_client(pending, &mut out, &mut ends);
+            self.core.tcp_written(id, len);
+            consumed = true;
+            if adapter.one_packet_per_message() {
+                let mut start = 0;
+                for end in ends {
+                    if failed.is_none()
+                        && let Err(e) = queued(ws.write(Message::Binary(
+                            tungstenite::Bytes::copy_from_slice(&out[start..end]),
+                        )))
+                    {
+                        failed = Some(e);
+                    }
+                    start = end;
+                }
+            } else if !out.is_empty()
+                && failed.is_none()
+                && let Err(e) = queued(ws.write(Message::Binary(out.into())))
+            {
+                failed = Some(e);
+            }
+        } else if failed.is_none() && len > 0 {
             match queued(
                 ws.write(Message::Binary(tungstenite::Bytes::copy_from_slice(
                     pending,
@@ -234,7 +289,9 @@ impl<H: Hooks> NetServer<H> {
                 "client read too slowly",
             ),
             _ => {
-                self.core.tcp_written(id, len);
+                if !consumed {
+                    self.core.tcp_written(id, len);
+                }
                 self.core.handle_disconnect(now, id);
             }
         }
