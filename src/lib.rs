@@ -21,6 +21,9 @@
 //!     search, and HELLO join mode 5; `core::report`: what the admin API shows.
 //!   - `core::sessionserver`: the npm sessionserver JSON profile (WebSocket text messages) on top
 //!     of core sessions; `core::js_json`: JSON parsed and written the way JavaScript does.
+//! - [`profiles`]: other vendors' client protocols (GameSparks Real-Time, GameLift Realtime)
+//!   translated to and from native frames between the WebSocket and the core, which sees native
+//!   clients only; `profiles::login` turns a vendor login token into a HELLO.
 //! - [`net`]: the mio shell: one thread, one poll, TCP and WebSocket listeners, UDP socket, waker
 //!   and signals; reads until `WouldBlock`, feeds the core, and flushes each connection once per
 //!   loop turn. `net::ws` runs tungstenite on the loop's non-blocking streams.

@@ -129,6 +129,7 @@ fn examples() -> BTreeMap<&'static str, Vec<u8>> {
             stray_field: None,
         })),
     );
+    vendor_examples(&mut m);
     m.insert(
         "hello_join_any",
         client(ClientMsg::Hello(Hello {
@@ -332,4 +333,126 @@ fn every_code_is_in_the_protocol_table() {
         let row = format!("| {} | `{:?}` |", code.as_u16(), code);
         assert!(doc.contains(&row), "PROTOCOL.md lacks the row {row}");
     }
+}
+
+/// Sections 16 and 17: what the vendor clients send (encoded with the schemas the server decodes
+/// with) and what the server's translation answers.
+fn vendor_examples(m: &mut BTreeMap<&'static str, Vec<u8>>) {
+    use moonrt::profiles::{Adapter, FirstMessage, gamelift, gamesparks};
+    use prost::Message;
+    let delimited = |msg: &dyn Fn(&mut Vec<u8>)| {
+        let mut body = Vec::new();
+        msg(&mut body);
+        let mut out = Vec::new();
+        prost::encoding::encode_varint(body.len() as u64, &mut out);
+        out.extend_from_slice(&body);
+        out
+    };
+    let welcome = server(ServerMsg::Welcome(Welcome {
+        version: 1,
+        peer: 2,
+        session_id: 1,
+        udp_conn_id: 3,
+        udp_secret: SECRET,
+        udp_port: 7777,
+        server_time_us: 0,
+        idle_timeout_ms: 30_000,
+        max_frame_bytes: 65_536,
+        session_name: "match-1",
+        peers: vec![PeerInfo {
+            peer: 1,
+            player_id: "",
+            name: "Bo",
+        }],
+        reconnect_secret: 0,
+    }));
+    let mut rtdata = moonrt::rtdata::RtData::new();
+    rtdata.set(1, moonrt::rtdata::RtValue::Long(42));
+    let delivery = server(ServerMsg::Delivery {
+        intent: Intent::Reliable,
+        opcode: 5,
+        sender: 1,
+        seq: 1,
+        payload: &rtdata.encode(),
+    });
+    let answer = |login: &[u8], native: &[u8]| {
+        let FirstMessage::Vendor(mut adapter) = Adapter::detect(login) else {
+            panic!("the login is not recognised");
+        };
+        adapter
+            .take_client_message(login, &mut Vec::new())
+            .expect("the login is accepted");
+        let (mut out, mut ends) = (Vec::new(), Vec::new());
+        adapter.write_for_client(native, &mut out, &mut ends);
+        out
+    };
+
+    let gs_login = delimited(&|b| {
+        gamesparks::Packet {
+            op_code: Some(0),
+            payload: Some(
+                gamesparks::LoginCommand {
+                    token: Some("match-1".into()),
+                    client_version: Some(2),
+                }
+                .encode_to_vec(),
+            ),
+            ..Default::default()
+        }
+        .encode(b)
+        .unwrap()
+    });
+    m.insert("gs_login", gs_login.clone());
+    m.insert("gs_login_result", answer(&gs_login, &welcome));
+    let mut both = welcome.clone();
+    both.extend_from_slice(&delivery);
+    m.insert("gs_delivery", {
+        let all = answer(&gs_login, &both);
+        let login_result = answer(&gs_login, &welcome);
+        all[login_result.len()..].to_vec()
+    });
+
+    let gl_login = delimited(&|b| {
+        gamelift::Packet {
+            target_player: -1,
+            target_group: -1,
+            reliable: true,
+            payload: b"hi".to_vec(),
+            command: Some(gamelift::Command::Login(gamelift::LoginCommand {
+                player_session_id: "match-1".into(),
+                client_version: 2,
+            })),
+            ..Default::default()
+        }
+        .encode(b)
+        .unwrap()
+    });
+    m.insert("gl_login", gl_login.clone());
+    m.insert("gl_login_result", answer(&gl_login, &welcome));
+    m.insert(
+        "gl_message",
+        delimited(&|b| {
+            gamelift::Packet {
+                op_code: 10,
+                target_group: -1,
+                reliable: true,
+                payload: b"hi".to_vec(),
+                ..Default::default()
+            }
+            .encode(b)
+            .unwrap()
+        }),
+    );
+    m.insert("gl_delivery", {
+        let mut both = welcome.clone();
+        both.extend_from_slice(&server(ServerMsg::Delivery {
+            intent: Intent::Reliable,
+            opcode: 10,
+            sender: 1,
+            seq: 1,
+            payload: b"hi",
+        }));
+        let all = answer(&gl_login, &both);
+        all[answer(&gl_login, &welcome).len()..].to_vec()
+    });
 }

@@ -676,3 +676,54 @@ fn a_quiet_vendor_client_is_kept_alive_with_websocket_pings() {
     let got = gs_custom(&mut gs);
     assert_eq!(get_bytes(&got, 15), Some(&b"still there"[..]));
 }
+
+fn shipped(name: &str) -> String {
+    std::fs::read_to_string(format!(
+        "{}/lua/examples/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+#[test]
+fn the_shipped_examples_run_unchanged_for_vendor_clients() {
+    // The GameSparks tutorial script with a GameSparks client and a GameLift client.
+    let (server, _dir) = start_script(config(), &shipped("gamesparks.lua"));
+    let (mut gs, _, _) = gs_join(&server, "tutorial");
+    gs.send(gs_packet(100, &[], true, None, Some(b"x")));
+    let pong = gs_custom(&mut gs);
+    assert_eq!(unzigzag(get_int(&pong, 1).unwrap()), 101);
+    assert_eq!(get_bytes(&pong, 15), Some(&b"pong x"[..]));
+    let mut gl = Ws::open(&server);
+    gl.send(gl_login("tutorial", b""));
+    gl_packet(&mut gl).unwrap();
+    // Two players: the script's countdown reaches both, 1 to 10.
+    let last = loop {
+        let p = gl_wait(&mut gl, 107);
+        if get_bytes(&p, 15) == Some(b"10") {
+            break p;
+        }
+    };
+    assert_eq!(get_int(&last, 5), None, "sender: the server (0)");
+    drop(server);
+
+    // The GameLift example with a GameLift client: accepted, then op 111 to the server is
+    // answered to the red team it joined.
+    let (server, _dir) = start_script(
+        {
+            let mut c = config();
+            c.sessions.empty_session_linger_ms = 60_000;
+            c
+        },
+        &shipped("gamelift.lua"),
+    );
+    let mut gl = Ws::open(&server);
+    gl.send(gl_login("arena", b""));
+    gl_packet(&mut gl).unwrap();
+    let accepted = gl_wait(&mut gl, 113);
+    assert_eq!(get_bytes(&accepted, 15), Some(&b"Peer 1 accepted"[..]));
+    gl.send(gl_command(40, Some(1)));
+    gl.send(gl_message(111, -1, 0, b"attack"));
+    let reply = gl_wait(&mut gl, 112);
+    assert_eq!(get_bytes(&reply, 15), Some(&b"attack"[..]));
+}
