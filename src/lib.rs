@@ -19,11 +19,22 @@
 //!     `core::commands`: what session logic asks for; `core::props`: custom properties.
 //!   - `core::placement`: sessions created before their players (the admin API), the seat
 //!     search, and HELLO join mode 5; `core::report`: what the admin API shows.
-//!   - `core::sessionserver`: the npm sessionserver JSON profile (WebSocket text messages) on top
-//!     of core sessions; `core::js_json`: JSON parsed and written the way JavaScript does.
-//! - [`profiles`]: other vendors' client protocols (GameSparks Real-Time, GameLift Realtime)
-//!   translated to and from native frames between the WebSocket and the core, which sees native
-//!   clients only; `profiles::login` turns a vendor login token into a HELLO.
+//!   - `core::text`: connections whose profile speaks text messages (their output queue, and
+//!     the events the core leaves for that profile); `core::js_json`: JSON parsed and written
+//!     the way JavaScript does.
+//! - [`profiles`]: the wire formats other than native, each translating to and from the core and
+//!   owning nothing else: [`profiles::gamesparks`] and [`profiles::gamelift`] (vendor clients'
+//!   protobuf packets, translated to native frames between the WebSocket and the core, which
+//!   sees native clients only; `profiles::login` turns a vendor login token into a HELLO), and
+//!   [`profiles::sessionserver`] (the npm sessionserver JSON commands, working through the
+//!   core's session API and keeping the package's session data). The core never calls into a
+//!   profile: profiles depend on the core, not the other way round.
+//!
+//!   A packet's way, e.g. from a GameLift client: `net::ws` reads the WebSocket message →
+//!   `profiles::Adapter::take_client_message` makes native DATA → `core::server` checks and
+//!   `core::router` routes it, offering it to the session's script (`script::host`) → each
+//!   receiver's output is native frames, which `net::ws` passes back through its profile's
+//!   `Adapter::write_for_client` (or writes as they are, for native clients).
 //! - [`net`]: the mio shell: one thread, one poll, TCP and WebSocket listeners, UDP socket, waker
 //!   and signals; reads until `WouldBlock`, feeds the core, and flushes each connection once per
 //!   loop turn. `net::ws` runs tungstenite on the loop's non-blocking streams.

@@ -129,8 +129,6 @@ pub(crate) struct Conn {
     pub rate: RateLimit,
     /// The player's id from HELLO (empty = anonymous).
     pub player_id: String,
-    /// The sessionserver player id, given to every WebSocket connection when accepted.
-    pub ws_player: Option<u64>,
     /// Whether the connection speaks the sessionserver JSON profile: it gets text messages
     /// (`json_out`) and never a native frame.
     pub json: bool,
@@ -220,7 +218,6 @@ impl ConnTable {
             next_seq: 1,
             rate: RateLimit::new(now, rate),
             player_id: String::new(),
-            ws_player: None,
             json: false,
             json_out: Vec::new(),
             close_note: None,

@@ -8,7 +8,7 @@ pub mod auth;
 pub mod codec;
 pub mod codes;
 mod commands;
-mod conn;
+pub(crate) mod conn;
 mod frames;
 pub mod hooks;
 pub mod ids;
@@ -20,8 +20,8 @@ mod report;
 mod router;
 mod server;
 mod session;
-mod sessionserver;
 pub mod stats;
+pub(crate) mod text;
 mod timer;
 mod udp;
 

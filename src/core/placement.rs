@@ -233,7 +233,7 @@ impl<H: Hooks> Server<H> {
         let mut found: Vec<(&SessionId, &Session)> = self
             .sessions
             .iter()
-            .filter(|(_, s)| !s.ending && s.json.is_none() && filter.admits(s))
+            .filter(|(_, s)| !s.ending && !s.text && filter.admits(s))
             .collect();
         if filter.wants_seats() {
             found.sort_by_key(|(sid, s)| placement_rank(**sid, s));

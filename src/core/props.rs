@@ -50,8 +50,12 @@ impl<H: Hooks> Server<H> {
         let Some(session) = self.sessions.get_mut(&sid) else {
             return;
         };
-        if session.json.is_some() {
-            self.ss_set_props(sid, target, props);
+        if session.text {
+            self.text_events.push(super::text::TextEvent::Props {
+                session: sid,
+                target,
+                props: props.to_vec(),
+            });
             return;
         }
         let msg = if target == PeerId::SERVER {

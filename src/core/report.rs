@@ -55,7 +55,7 @@ impl<H: Hooks> Server<H> {
         Some(json!({
             "id": sid.0,
             "name": session.name,
-            "kind": if session.json.is_some() { "sessionserver" } else { "native" },
+            "kind": if session.text { "sessionserver" } else { "native" },
             "age_seconds": session
                 .created
                 .map_or(0.0, |c| now.saturating_duration_since(c).as_secs_f64().floor()),

@@ -82,8 +82,8 @@ pub struct Server<H: Hooks> {
     pub(crate) stall_credit: Duration,
     /// How the most recently ended session ended, so a join that ended it can say why.
     pub(crate) last_end: Option<(SessionId, Code, String)>,
-    /// The sessionserver profile's counters and public session ids.
-    pub(crate) ss: super::sessionserver::Registry,
+    /// What happened to text-profile players, for that profile (`text.rs`).
+    pub(crate) text_events: Vec<super::text::TextEvent>,
     /// Who may join.
     pub(crate) auth: Auth,
 }
@@ -115,7 +115,7 @@ impl<H: Hooks> Server<H> {
             frame_epoch: 0,
             stall_credit: Duration::ZERO,
             last_end: None,
-            ss: Default::default(),
+            text_events: Vec::new(),
         }
     }
 
@@ -533,7 +533,7 @@ impl<H: Hooks> Server<H> {
                     }
                     // Its players speak only sessionserver JSON; a native player could not
                     // talk to them.
-                    Some(s) if s.json.is_some() => {
+                    Some(s) if s.text => {
                         return Err((
                             Code::SessionNotFound,
                             format!("session {} is a sessionserver (JSON) session", sid.0),
@@ -847,7 +847,7 @@ impl<H: Hooks> Server<H> {
         let conns: Vec<ConnId> = session.members().iter().map(|m| m.conn).collect();
         for conn in conns {
             if self.conns.get(conn).is_some_and(|c| c.json) && code != Code::ShuttingDown {
-                self.ss_evict(now, conn);
+                self.evict_text(now, conn);
             } else {
                 self.close(now, conn, code, reason);
             }
@@ -856,8 +856,9 @@ impl<H: Hooks> Server<H> {
             if !session.name.is_empty() {
                 self.session_names.remove(&session.name);
             }
-            if let Some(json) = &session.json {
-                self.ss_forget(json);
+            if session.text {
+                self.text_events
+                    .push(super::text::TextEvent::Removed { session: sid });
             }
             self.stats.sessions_ended += 1;
             log::info!("{sid}: ended");
@@ -916,9 +917,13 @@ impl<H: Hooks> Server<H> {
         let Some((_, groups)) = session.remove_member(peer) else {
             return;
         };
-        let json = session.json.is_some();
+        let json = session.text;
         if json {
-            self.ss_player_left(sid, peer);
+            self.text_events.push(super::text::TextEvent::Left {
+                session: sid,
+                peer,
+                ending: session.ending,
+            });
         }
         let Some(session) = self.sessions.get(&sid) else {
             return;
@@ -1101,7 +1106,7 @@ impl<H: Hooks> Server<H> {
         let peer = PeerId(u16::from_le_bytes([seat[0], seat[1]]));
         let secret = u64::from_le_bytes(seat[2..10].try_into().expect("8 bytes"));
         let session = match self.sessions.get(&sid) {
-            Some(s) if s.json.is_none() => s,
+            Some(s) if !s.text => s,
             _ => {
                 return Err((
                     Code::SessionNotFound,

@@ -45,8 +45,9 @@ pub(crate) struct Session {
     pub props: Vec<u8>,
     /// Peer that set `props` last (0 = the server).
     pub props_by: u16,
-    /// For a sessionserver session: its data, player format and player order.
-    pub json: Option<Box<super::sessionserver::JsonSession>>,
+    /// Whether its players speak a text profile (sessionserver JSON), which keeps the
+    /// session's data (`crate::profiles::sessionserver`).
+    pub text: bool,
     /// When it was created.
     pub created: Option<Instant>,
     /// Players it holds at most (at most `sessions.max_players`).
@@ -81,7 +82,7 @@ impl Session {
             ending: false,
             props: Vec::new(),
             props_by: 0,
-            json: None,
+            text: false,
             created: None,
             max_players: usize::MAX,
             linger: std::time::Duration::ZERO,
@@ -97,7 +98,7 @@ impl Session {
     /// Seats a newcomer could take now: 0 while it is closed, ending, or a sessionserver
     /// session (whose players speak only JSON).
     pub(crate) fn free_seats(&self) -> usize {
-        if !self.open || self.ending || self.json.is_some() {
+        if !self.open || self.ending || self.text {
             return 0;
         }
         self.max_players.saturating_sub(self.len())

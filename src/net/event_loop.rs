@@ -122,12 +122,15 @@ impl<H: Hooks> NetServer<H> {
                 self.core.begin_shutdown(now);
             }
             self.core.handle_timeout(now);
+            // The sessionserver profile tells its clients what the turn did to their sessions.
+            self.sessionserver.take_events(&mut self.core, now);
             self.flush(&mut s);
             while let Some(Event::Close(id)) = self.core.poll_event() {
                 if let Some(conn) = self.conn_mut(id) {
                     conn.closing_since.get_or_insert(now);
                     s.closing.push(id);
                 } else {
+                    self.sessionserver.forget(id);
                     self.core.handle_closed(id);
                 }
             }
@@ -218,6 +221,7 @@ impl<H: Hooks> NetServer<H> {
             if drained || expired {
                 s.closing.swap_remove(i);
                 self.drop_conn(id);
+                self.sessionserver.forget(id);
                 self.core.handle_closed(id);
             } else {
                 i += 1;

@@ -139,6 +139,8 @@ pub struct NetServer<H: Hooks> {
     admin: Option<crate::ops::Admin>,
     /// `rt.server_id`'s value, shown by the dashboard.
     server_id: String,
+    /// The sessionserver JSON profile's state (`crate::profiles::sessionserver`).
+    sessionserver: crate::profiles::sessionserver::SessionServer,
 }
 
 /// Binds an optional listener from a config address (empty: off) and registers it.
@@ -294,6 +296,7 @@ impl<H: Hooks> NetServer<H> {
             grace_ms,
             admin,
             server_id,
+            sessionserver: Default::default(),
         })
     }
 

@@ -81,6 +81,7 @@ impl<H: Hooks> NetServer<H> {
                         if matches!(link, Link::Ws(_)) {
                             // The request came with the connection: the upgrade is done.
                             self.core.handle_ws_open(id, credential.take());
+                            self.sessionserver.on_ws_open(&self.core, id);
                         }
                         link
                     }

@@ -120,6 +120,7 @@ impl<H: Hooks> NetServer<H> {
                 conn.link = link;
                 if open {
                     self.core.handle_ws_open(id, credential.take());
+                    self.sessionserver.on_ws_open(&self.core, id);
                     // Frames may have arrived with the upgrade request.
                     self.read_ws(now, id, s);
                 }
@@ -178,7 +179,8 @@ impl<H: Hooks> NetServer<H> {
                     }
                 }
                 Ok(Message::Text(text)) => {
-                    self.core.handle_text(now, id, text.as_str());
+                    self.sessionserver
+                        .handle_text(&mut self.core, now, id, text.as_str());
                     total += text.len();
                     if total >= READ_BUDGET {
                         s.carry.push(id);

@@ -13,14 +13,20 @@
 //! for the connection (native server frames) goes through [`Adapter::write_for_client`] on its way
 //! back out.
 //!
+//! The sessionserver JSON profile (`sessionserver.rs`) works differently, since its commands
+//! carry session data the native protocol has no word for: it holds that data itself and drives
+//! the core's session API (create, add a member, the script's checks, leave), and the core tells
+//! it what happened to its players through `core::text` events. It too depends on the core only.
+//!
 //! Files: `login.rs` (a vendor login token to a native HELLO), `pb.rs` (the protobuf pieces both
 //! vendors use: varint length prefixes), `gamesparks.rs` (GameSparks Real-Time, with its RTData),
-//! `gamelift.rs` (GameLift Realtime).
+//! `gamelift.rs` (GameLift Realtime), `sessionserver.rs` (the npm sessionserver package's JSON).
 
 pub mod gamelift;
 pub mod gamesparks;
 mod login;
 mod pb;
+pub mod sessionserver;
 
 use crate::core::Code;
 

@@ -10,29 +10,40 @@
 //!
 //! Where the reference throws halfway through a command (a missing `player`, say), nothing is
 //! sent either; the state it had already changed is changed here too.
+//!
+//! The profile holds its own state ([`SessionServer`]) beside the core and works through the
+//! core's session API; the core tells it what happened to its players with
+//! `core::text` events, taken by [`SessionServer::take_events`] after every input.
 
-use super::auth::{Grant, TicketSession};
-use super::codes::Code;
-use super::conn::Phase;
-use super::hooks::{Hooks, PlayerInfo, PropsScope};
-use super::ids::{ConnId, PeerId, SessionId};
-use super::js_json::{self, assign_copy, deep_keys, stringify};
-use super::server::Server;
+use crate::core::Server;
+use crate::core::auth::{Grant, TicketSession};
+use crate::core::codes::Code;
+use crate::core::conn::Phase;
+use crate::core::hooks::{Hooks, PlayerInfo, PropsScope};
+use crate::core::ids::{ConnId, PeerId, SessionId};
+use crate::core::js_json::{self, assign_copy, deep_keys, stringify};
+use crate::core::text::TextEvent;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::time::Instant;
 
-/// The profile's process-wide counters and its sessions by public id.
+/// The sessionserver profile: its process-wide counters, its sessions' data by core session
+/// and by public id, and the package's player number of each WebSocket connection.
 #[derive(Debug, Default)]
-pub(crate) struct Registry {
+pub struct SessionServer {
     next_player: u64,
     next_session: u64,
-    sessions: HashMap<u64, SessionId>,
+    /// Public session id to core session.
+    public: HashMap<u64, SessionId>,
+    /// Each sessionserver session's data.
+    sessions: HashMap<SessionId, JsonSession>,
+    /// The package's player number of each upgraded WebSocket connection.
+    numbers: HashMap<ConnId, u64>,
 }
 
 /// A sessionserver session's data, kept beside the core session.
 #[derive(Debug)]
-pub(crate) struct JsonSession {
+struct JsonSession {
     /// Public id (from 0).
     pub id: u64,
     /// Session data; `None` is JavaScript's `undefined` (the key is left out of messages).
@@ -46,7 +57,7 @@ pub(crate) struct JsonSession {
 
 /// A player in a sessionserver session.
 #[derive(Debug)]
-pub(crate) struct JsonPlayer {
+struct JsonPlayer {
     /// Public player id (per connection, from 0).
     pub id: u64,
     /// Its peer id in the core session.
@@ -133,72 +144,83 @@ fn text_of(value: Option<&Value>) -> String {
     text
 }
 
-impl<H: Hooks> Server<H> {
-    /// A WebSocket connection was accepted: like [`Server::handle_accept`]. It gets its
-    /// sessionserver player id only once the upgrade completes ([`Server::handle_ws_open`]).
-    pub fn handle_ws_accept(&mut self, now: Instant, addr: std::net::SocketAddr) -> ConnId {
-        self.handle_accept(now, addr)
+fn reply<H: Hooks>(core: &mut Server<H>, id: ConnId, command: &str, error: u8) {
+    core.conns.send_text(id, &Msg::new(command, error).done());
+}
+
+impl SessionServer {
+    /// A WebSocket upgrade completed: the connection is given the next player number (the
+    /// package numbers WebSocket connections only, so a port probe or a load balancer's health
+    /// check that never upgrades takes no number).
+    pub fn on_ws_open<H: Hooks>(&mut self, core: &Server<H>, id: ConnId) {
+        if core.conns.get(id).is_some_and(|c| c.phase == Phase::Lobby) {
+            self.numbers.insert(id, self.next_player);
+            self.next_player += 1;
+        }
     }
 
-    /// A WebSocket upgrade completed: the connection is given the next sessionserver player id
-    /// (the package numbers WebSocket connections only, so a port probe or a load balancer's
-    /// health check that never upgrades takes no id). It then waits for its first message,
-    /// which picks the protocol: binary HELLO (native) or a text command (sessionserver).
-    ///
-    /// `credential` is the token or ticket the upgrade request carried (PROTOCOL.md section 13):
-    /// a sessionserver connection must bring it there; a native one may, when its HELLO's
-    /// `token` is empty.
-    pub fn handle_ws_open(&mut self, id: ConnId, credential: Option<String>) {
-        if let Some(conn) = self.conns.get_mut(id)
-            && conn.phase == Phase::AwaitingHello
-        {
-            conn.phase = Phase::Lobby;
-            conn.upgrade_credential = credential;
-            conn.ws_player = Some(self.ss.next_player);
-            self.ss.next_player += 1;
-        }
+    /// The connection is gone: its number is forgotten.
+    pub fn forget(&mut self, id: ConnId) {
+        self.numbers.remove(&id);
     }
 
     /// A WebSocket text message: a sessionserver command.
-    pub fn handle_text(&mut self, now: Instant, id: ConnId, text: &str) {
-        self.stats.bytes_in += text.len() as u64;
-        self.text_command(now, id, text);
-        self.after_input(now);
+    pub fn handle_text<H: Hooks>(
+        &mut self,
+        core: &mut Server<H>,
+        now: Instant,
+        id: ConnId,
+        text: &str,
+    ) {
+        core.stats.bytes_in += text.len() as u64;
+        self.text_command(core, now, id, text);
+        core.after_input(now);
+        self.take_events(core, now);
     }
 
-    /// Whether a connection speaks the sessionserver profile.
-    pub fn is_json(&self, id: ConnId) -> bool {
-        self.conns.get(id).is_some_and(|c| c.json)
-    }
-
-    /// The sessionserver messages waiting for a connection, oldest first.
-    pub fn json_pending(&self, id: ConnId) -> impl Iterator<Item = &str> {
-        let mut rest = self.conns.get(id).map_or(&[][..], |c| &c.json_out[..]);
-        std::iter::from_fn(move || {
-            let (len, tail) = rest.split_first_chunk::<4>()?;
-            let (text, tail) = tail.split_at(u32::from_le_bytes(*len) as usize);
-            rest = tail;
-            // Only `send_text` writes here, from `&str`.
-            std::str::from_utf8(text).ok()
-        })
-    }
-
-    /// The transport sent every message of [`Server::json_pending`].
-    pub fn json_sent(&mut self, id: ConnId) {
-        if let Some(conn) = self.conns.get_mut(id) {
-            conn.json_out.clear();
+    /// Tells the clients what the core did to their players and sessions since the last call
+    /// (players leaving, sessions ending, the script setting data).
+    pub fn take_events<H: Hooks>(&mut self, core: &mut Server<H>, now: Instant) {
+        loop {
+            let events = core.take_text_events();
+            if events.is_empty() {
+                return;
+            }
+            for event in events {
+                match event {
+                    TextEvent::Left {
+                        session,
+                        peer,
+                        ending,
+                    } => self.player_left(core, session, peer, ending),
+                    TextEvent::Evicted { conn } => {
+                        reply(core, conn, "sessionLeave", error::SESSION_GONE)
+                    }
+                    TextEvent::Removed { session } => {
+                        if let Some(json) = self.sessions.remove(&session) {
+                            self.public.remove(&json.id);
+                        }
+                    }
+                    TextEvent::Props {
+                        session,
+                        target,
+                        props,
+                    } => self.set_props(core, session, target, &props),
+                }
+            }
+            core.after_input(now);
         }
     }
 
-    /// Why a connection is being closed (for its WebSocket close frame: 4000 + the code).
-    pub fn close_note(&self, id: ConnId) -> Option<(Code, &str)> {
-        let (code, why) = self.conns.get(id)?.close_note.as_ref()?;
-        Some((*code, why))
-    }
-
-    fn text_command(&mut self, now: Instant, id: ConnId, text: &str) {
-        let rate = self.config.limits.max_messages_per_sec;
-        let Some(conn) = self.conns.get_mut(id) else {
+    fn text_command<H: Hooks>(
+        &mut self,
+        core: &mut Server<H>,
+        now: Instant,
+        id: ConnId,
+        text: &str,
+    ) {
+        let rate = core.config.limits.max_messages_per_sec;
+        let Some(conn) = core.conns.get_mut(id) else {
             return;
         };
         let native_player = match conn.phase {
@@ -207,21 +229,21 @@ impl<H: Hooks> Server<H> {
                 conn.json = true;
                 conn.phase = Phase::Lobby;
                 log::debug!("{id}: speaks the sessionserver protocol");
-                if !self.ss_admit(now, id) {
+                if !self.admit(core, now, id) {
                     return;
                 }
                 false
             }
             _ => !conn.json,
         };
-        let Some(conn) = self.conns.get_mut(id) else {
+        let Some(conn) = core.conns.get_mut(id) else {
             return;
         };
         conn.last_rx = now;
-        if !conn.rate.allow(now, rate, self.stall_credit) {
-            self.stats.rate_limited += 1;
+        if !conn.rate.allow(now, rate, core.stall_credit) {
+            core.stats.rate_limited += 1;
             let why = format!("more than {rate} messages per second");
-            self.close(now, id, Code::RateLimited, &why);
+            core.close(now, id, Code::RateLimited, &why);
             return;
         }
         let parsed = js_json::parse(text);
@@ -234,8 +256,8 @@ impl<H: Hooks> Server<H> {
         };
         let Some((command, msg)) = command else {
             if native_player {
-                self.stats.protocol_errors += 1;
-                self.close(
+                core.stats.protocol_errors += 1;
+                core.close(
                     now,
                     id,
                     Code::UnexpectedMessage,
@@ -256,51 +278,59 @@ impl<H: Hooks> Server<H> {
                 Command::UpdatePlayer => ("playerUpdate", error::UNKNOWN_CONNECTION),
                 Command::Leave => ("sessionLeave", error::UNKNOWN_CONNECTION),
             };
-            self.conns.send_text(id, &Msg::new(name, code).done());
+            reply(core, id, name, code);
             return;
         }
         match command {
-            Command::Create => self.ss_create(now, id, msg, text),
-            Command::Join => self.ss_join(now, id, msg, text),
-            Command::UpdateSession => self.ss_update_session(now, id, msg),
-            Command::UpdatePlayer => self.ss_update_player(now, id, msg),
-            Command::Leave => self.ss_leave(now, id),
+            Command::Create => self.create(core, now, id, msg, text),
+            Command::Join => self.join(core, now, id, msg, text),
+            Command::UpdateSession => self.update_session(core, now, id, msg),
+            Command::UpdatePlayer => self.update_player(core, now, id, msg),
+            Command::Leave => self.leave(core, now, id),
         }
     }
 
     /// A connection's first sessionserver message: its upgrade's credential must pass (else it
     /// is closed with the code, as WebSocket status 4000 + code), and from now on it is watched
     /// for silence (pinged, then closed after `idle_timeout_ms` without even a pong).
-    fn ss_admit(&mut self, now: Instant, id: ConnId) -> bool {
-        let Some(conn) = self.conns.get_mut(id) else {
+    fn admit<H: Hooks>(&mut self, core: &mut Server<H>, now: Instant, id: ConnId) -> bool {
+        let wall = core.clock.wall_us(now) / 1_000_000;
+        let Some(conn) = core.conns.get_mut(id) else {
             return false;
         };
         let credential = conn.upgrade_credential.take().unwrap_or_default();
         let serial = conn.serial;
-        match self
-            .auth
-            .check(&credential, self.clock.wall_us(now) / 1_000_000)
-        {
-            Ok(Grant::Ticket(ticket)) => conn.ticket = Some(ticket),
+        match core.auth.check(&credential, wall) {
+            Ok(Grant::Ticket(ticket)) => {
+                if let Some(conn) = core.conns.get_mut(id) {
+                    conn.ticket = Some(ticket);
+                }
+            }
             Ok(Grant::Trusted) => {}
             Err((code, why)) => {
-                self.stats.handshakes_rejected += 1;
+                core.stats.handshakes_rejected += 1;
                 log::debug!("{id}: sessionserver connection refused: {why}");
-                self.close(now, id, code, &why);
+                core.close(now, id, code, &why);
                 return false;
             }
         }
-        self.schedule_idle(now, id, serial);
+        core.schedule_idle(now, id, serial);
         true
     }
 
     /// Whether the connection's ticket (if any) admits it to sessionserver session `public`
     /// (`None`: a session it would create); if not, it is closed with code 19.
-    fn ss_ticket_admits(&mut self, now: Instant, id: ConnId, public: Option<u64>) -> bool {
-        let Some(ticket) = self.conns.get(id).and_then(|c| c.ticket.as_deref()) else {
+    fn ticket_admits<H: Hooks>(
+        &self,
+        core: &mut Server<H>,
+        now: Instant,
+        id: ConnId,
+        public: Option<u64>,
+    ) -> bool {
+        let Some(ticket) = core.conns.get(id).and_then(|c| c.ticket.as_deref()) else {
             return true;
         };
-        let expired = ticket.expires < self.clock.wall_us(now) / 1_000_000;
+        let expired = ticket.expires < core.clock.wall_us(now) / 1_000_000;
         let ok = match (&ticket.session, public) {
             (TicketSession::Any, _) => true,
             (TicketSession::Id(allowed), Some(public)) => *allowed == public,
@@ -309,7 +339,7 @@ impl<H: Hooks> Server<H> {
         let wrong = ticket.wrong_session();
         // The connection may have outlived its ticket: each join checks it again.
         if expired {
-            self.close(
+            core.close(
                 now,
                 id,
                 Code::TicketExpired,
@@ -318,79 +348,99 @@ impl<H: Hooks> Server<H> {
             return false;
         }
         if !ok {
-            self.close(now, id, wrong.0, &wrong.1);
+            core.close(now, id, wrong.0, &wrong.1);
         }
         ok
     }
 
-    fn reply(&mut self, id: ConnId, command: &str, error: u8) {
-        self.conns.send_text(id, &Msg::new(command, error).done());
-    }
-
     /// The session and peer of a player that must be in a session, or the error it is sent.
-    fn ss_membership(&mut self, id: ConnId, response: &str) -> Option<(SessionId, PeerId)> {
-        match self.conns.get(id).map(|c| c.phase) {
+    fn membership<H: Hooks>(
+        &self,
+        core: &mut Server<H>,
+        id: ConnId,
+        response: &str,
+    ) -> Option<(SessionId, PeerId)> {
+        match core.conns.get(id).map(|c| c.phase) {
             Some(Phase::Joined { session, peer }) => {
-                if self
-                    .sessions
-                    .get(&session)
-                    .is_some_and(|s| s.json.is_some())
-                {
+                if self.sessions.contains_key(&session) && core.has_session(session) {
                     return Some((session, peer));
                 }
-                self.reply(id, response, error::SESSION_GONE);
+                reply(core, id, response, error::SESSION_GONE);
             }
-            _ => self.reply(id, response, error::NOT_IN_SESSION),
+            _ => reply(core, id, response, error::NOT_IN_SESSION),
         }
         None
     }
 
-    fn ss_create(&mut self, now: Instant, id: ConnId, msg: &Map<String, Value>, text: &str) {
-        if !matches!(self.conns.get(id).map(|c| c.phase), Some(Phase::Lobby)) {
-            self.reply(id, "sessionJoin", error::ALREADY_IN_SESSION_OR_BAD_SHAPE);
+    fn create<H: Hooks>(
+        &mut self,
+        core: &mut Server<H>,
+        now: Instant,
+        id: ConnId,
+        msg: &Map<String, Value>,
+        text: &str,
+    ) {
+        if !matches!(core.conns.get(id).map(|c| c.phase), Some(Phase::Lobby)) {
+            reply(
+                core,
+                id,
+                "sessionJoin",
+                error::ALREADY_IN_SESSION_OR_BAD_SHAPE,
+            );
             return;
         }
-        if !self.ss_ticket_admits(now, id, None) {
+        if !self.ticket_admits(core, now, id, None) {
             return;
         }
-        let params = self
+        let params = core
             .conns
             .get(id)
             .and_then(|c| c.ticket.as_ref())
             .and_then(|t| t.params.clone());
-        let sid = match self.create_session(now, "", params.as_ref(), None, false) {
+        let sid = match core.create_session(now, "", params.as_ref(), None, false) {
             Ok(sid) => sid,
             Err((_, why)) => {
                 log::info!("{id}: could not create a sessionserver session: {why}");
-                self.reply(id, "sessionJoin", error::COULD_NOT_ADD);
+                reply(core, id, "sessionJoin", error::COULD_NOT_ADD);
                 return;
             }
         };
-        let public = self.ss.next_session;
-        self.ss.next_session += 1;
-        self.ss.sessions.insert(public, sid);
+        let public = self.next_session;
+        self.next_session += 1;
+        self.public.insert(public, sid);
         let data = assign_copy(field(msg, "session", "sessionData"));
-        let Some(session) = self.sessions.get_mut(&sid) else {
+        let Some(session) = core.sessions.get_mut(&sid) else {
             return;
         };
         session.props = text_of(Some(&data)).into_bytes();
-        session.json = Some(Box::new(JsonSession {
-            id: public,
-            data: Some(data),
-            default_player: field(msg, "player", "playerData").cloned(),
-            players: Vec::new(),
-        }));
+        session.text = true;
+        self.sessions.insert(
+            sid,
+            JsonSession {
+                id: public,
+                data: Some(data),
+                default_player: field(msg, "player", "playerData").cloned(),
+                players: Vec::new(),
+            },
+        );
         log::info!("{sid}: sessionserver session {public}");
-        if !self.ss_add_player(now, id, sid, text)
-            && self.sessions.get(&sid).is_some_and(|s| s.is_empty())
+        if !self.add_player(core, now, id, sid, text)
+            && core.sessions.get(&sid).is_some_and(|s| s.is_empty())
         {
-            self.end_session(now, sid, Code::SessionEnded);
+            core.end_session(now, sid, Code::SessionEnded);
         }
     }
 
-    fn ss_join(&mut self, now: Instant, id: ConnId, msg: &Map<String, Value>, text: &str) {
-        if !matches!(self.conns.get(id).map(|c| c.phase), Some(Phase::Lobby)) {
-            self.reply(id, "sessionJoin", error::ALREADY_IN_SESSION);
+    fn join<H: Hooks>(
+        &mut self,
+        core: &mut Server<H>,
+        now: Instant,
+        id: ConnId,
+        msg: &Map<String, Value>,
+        text: &str,
+    ) {
+        if !matches!(core.conns.get(id).map(|c| c.phase), Some(Phase::Lobby)) {
+            reply(core, id, "sessionJoin", error::ALREADY_IN_SESSION);
             return;
         }
         let requested = match msg.get("sessionID") {
@@ -398,46 +448,53 @@ impl<H: Hooks> Server<H> {
             _ => None,
         };
         let public = if requested == Some(-1.0) {
-            if self.ss.sessions.is_empty() {
-                self.reply(id, "sessionJoin", error::NO_SESSION_TO_JOIN);
+            if self.public.is_empty() {
+                reply(core, id, "sessionJoin", error::NO_SESSION_TO_JOIN);
                 return;
             }
             // The most recently created session, even if it is gone (then: error 7).
-            Some(self.ss.next_session.saturating_sub(1))
+            Some(self.next_session.saturating_sub(1))
         } else {
             requested
                 .filter(|n| n.fract() == 0.0 && *n >= 0.0 && *n < u64::MAX as f64)
                 .map(|n| n as u64)
         };
-        let Some(&sid) = public.and_then(|p| self.ss.sessions.get(&p)) else {
-            self.reply(id, "sessionJoin", error::NO_SUCH_SESSION);
+        let Some(&sid) = public.and_then(|p| self.public.get(&p)) else {
+            reply(core, id, "sessionJoin", error::NO_SUCH_SESSION);
             return;
         };
-        if !self.ss_ticket_admits(now, id, public) {
+        if !self.ticket_admits(core, now, id, public) {
             return;
         }
-        self.ss_add_player(now, id, sid, text);
+        self.add_player(core, now, id, sid, text);
     }
 
     /// Puts a connection in a sessionserver session: the capacity and the script's connect
     /// check (error 8 when either refuses), then `sessionJoin` and the `playerJoin` pairs.
-    fn ss_add_player(&mut self, now: Instant, id: ConnId, sid: SessionId, text: &str) -> bool {
-        let Some(number) = self.conns.get(id).and_then(|c| c.ws_player) else {
+    fn add_player<H: Hooks>(
+        &mut self,
+        core: &mut Server<H>,
+        now: Instant,
+        id: ConnId,
+        sid: SessionId,
+        text: &str,
+    ) -> bool {
+        let Some(&number) = self.numbers.get(&id) else {
             return false;
         };
-        let Some(session) = self.sessions.get_mut(&sid) else {
-            self.reply(id, "sessionJoin", error::NO_SUCH_SESSION);
+        let Some(session) = core.sessions.get_mut(&sid) else {
+            reply(core, id, "sessionJoin", error::NO_SUCH_SESSION);
             return false;
         };
         let max_players = session.max_players;
         if session.len() >= max_players {
             log::info!("{sid}: full ({max_players} players); refused {id}");
-            self.reply(id, "sessionJoin", error::COULD_NOT_ADD);
+            reply(core, id, "sessionJoin", error::COULD_NOT_ADD);
             return false;
         }
         // The script sees the ticket's player id and claims; the wire keeps the package's
         // numeric player ids.
-        let ticket = self.conns.get(id).and_then(|c| c.ticket.clone());
+        let ticket = core.conns.get(id).and_then(|c| c.ticket.clone());
         let player_id = match &ticket {
             Some(t) => t.player_id.clone(),
             None => number.to_string(),
@@ -453,12 +510,14 @@ impl<H: Hooks> Server<H> {
             name: &name,
             claims: ticket.as_ref().map(|t| &t.claims),
         };
-        let verdict = self.call_hook(now, sid, |h, ctx| {
+        let verdict = core.call_hook(now, sid, |h, ctx| {
             h.player_connecting(ctx, info, text.as_bytes())
         });
-        let still_open = self.conns.get(id).is_some_and(|c| c.phase == Phase::Lobby);
-        let Some(session) = self.sessions.get_mut(&sid) else {
-            self.reply(id, "sessionJoin", error::COULD_NOT_ADD);
+        // What the script did meanwhile reaches the clients first, as it happened.
+        self.take_events(core, now);
+        let still_open = core.conns.get(id).is_some_and(|c| c.phase == Phase::Lobby);
+        let Some(session) = core.sessions.get_mut(&sid) else {
+            reply(core, id, "sessionJoin", error::COULD_NOT_ADD);
             return false;
         };
         if verdict.is_err() || !still_open {
@@ -466,10 +525,10 @@ impl<H: Hooks> Server<H> {
             if let Err(why) = verdict {
                 log::info!("{sid}: script refused {id}: {why}");
             }
-            self.reply(id, "sessionJoin", error::COULD_NOT_ADD);
+            reply(core, id, "sessionJoin", error::COULD_NOT_ADD);
             return false;
         }
-        let Some(json) = session.json.as_deref_mut() else {
+        let Some(json) = self.sessions.get_mut(&sid) else {
             return false;
         };
         let data = assign_copy(json.default_player.as_ref());
@@ -484,14 +543,14 @@ impl<H: Hooks> Server<H> {
             .value("session", json.data.as_ref())
             .value("player", Some(&data))
             .done();
-        self.conns.send_text(id, &welcome);
+        core.conns.send_text(id, &welcome);
         for other in &json.players {
             let about = Msg::new("playerJoin", 0)
                 .id("playerID", other.id)
                 .value("player", Some(&other.data))
                 .done();
-            self.conns.send_text(id, &about);
-            self.conns.send_text(other.conn, &joined);
+            core.conns.send_text(id, &about);
+            core.conns.send_text(other.conn, &joined);
         }
         json.players.push(JsonPlayer {
             id: number,
@@ -502,23 +561,28 @@ impl<H: Hooks> Server<H> {
         if let Some(member) = session.member_mut(peer) {
             member.props = data_text.into_bytes();
         }
-        if let Some(conn) = self.conns.get_mut(id) {
+        let players = session.len();
+        if let Some(conn) = core.conns.get_mut(id) {
             conn.phase = Phase::Joined { session: sid, peer };
         }
-        log::info!(
-            "{sid}: {peer} (sessionserver player {number}) joined ({} players)",
-            session.len()
-        );
-        self.call_hook(now, sid, |h, ctx| h.player_joined(ctx, info));
+        log::info!("{sid}: {peer} (sessionserver player {number}) joined ({players} players)");
+        core.call_hook(now, sid, |h, ctx| h.player_joined(ctx, info));
+        self.take_events(core, now);
         true
     }
 
-    fn ss_update_player(&mut self, now: Instant, id: ConnId, msg: &Map<String, Value>) {
-        let Some((sid, peer)) = self.ss_membership(id, "playerUpdate") else {
+    fn update_player<H: Hooks>(
+        &mut self,
+        core: &mut Server<H>,
+        now: Instant,
+        id: ConnId,
+        msg: &Map<String, Value>,
+    ) {
+        let Some((sid, peer)) = self.membership(core, id, "playerUpdate") else {
             return;
         };
         let new = field(msg, "player", "playerData");
-        let Some(json) = self.sessions.get(&sid).and_then(|s| s.json.as_deref()) else {
+        let Some(json) = self.sessions.get(&sid) else {
             return;
         };
         let (Some(format), Some(shape)) = (deep_keys(json.default_player.as_ref()), deep_keys(new))
@@ -529,18 +593,18 @@ impl<H: Hooks> Server<H> {
         let mut accepted = format == shape;
         if accepted {
             let text = text_of(new);
-            accepted = self.call_hook(now, sid, |h, ctx| {
+            accepted = core.call_hook(now, sid, |h, ctx| {
                 h.props_request(ctx, peer, PropsScope::Player, text.as_bytes())
             });
+            self.take_events(core, now);
             if accepted
-                && let Some(session) = self.sessions.get_mut(&sid)
-                && let Some(player) = session
-                    .json
-                    .as_deref_mut()
+                && let Some(player) = self
+                    .sessions
+                    .get_mut(&sid)
                     .and_then(|j| j.players.iter_mut().find(|p| p.peer == peer))
             {
                 player.data = new.cloned().unwrap_or_default();
-                if let Some(member) = session.member_mut(peer) {
+                if let Some(member) = core.sessions.get_mut(&sid).and_then(|s| s.member_mut(peer)) {
                     member.props = text.into_bytes();
                 }
             }
@@ -548,15 +612,20 @@ impl<H: Hooks> Server<H> {
             log::debug!("{sid}: {peer}'s player data does not keep the session's format");
         }
         if !accepted {
-            self.reply(id, "playerUpdate", error::ALREADY_IN_SESSION_OR_BAD_SHAPE);
+            reply(
+                core,
+                id,
+                "playerUpdate",
+                error::ALREADY_IN_SESSION_OR_BAD_SHAPE,
+            );
         }
         // As the reference: everyone hears the player's data, changed or not.
-        self.ss_broadcast_player(sid, peer);
+        self.broadcast_player(core, sid, peer);
     }
 
     /// `playerUpdate` about one player, to everyone in its session.
-    fn ss_broadcast_player(&mut self, sid: SessionId, peer: PeerId) {
-        let Some(json) = self.sessions.get(&sid).and_then(|s| s.json.as_deref()) else {
+    fn broadcast_player<H: Hooks>(&self, core: &mut Server<H>, sid: SessionId, peer: PeerId) {
+        let Some(json) = self.sessions.get(&sid) else {
             return;
         };
         let Some(player) = json.players.iter().find(|p| p.peer == peer) else {
@@ -567,21 +636,28 @@ impl<H: Hooks> Server<H> {
             .value("player", Some(&player.data))
             .done();
         for p in &json.players {
-            self.conns.send_text(p.conn, &update);
+            core.conns.send_text(p.conn, &update);
         }
     }
 
-    fn ss_update_session(&mut self, now: Instant, id: ConnId, msg: &Map<String, Value>) {
-        let Some((sid, peer)) = self.ss_membership(id, "sessionUpdate") else {
+    fn update_session<H: Hooks>(
+        &mut self,
+        core: &mut Server<H>,
+        now: Instant,
+        id: ConnId,
+        msg: &Map<String, Value>,
+    ) {
+        let Some((sid, peer)) = self.membership(core, id, "sessionUpdate") else {
             return;
         };
         let data = field(msg, "session", "sessionData").cloned();
         let format = field(msg, "player", "playerData").cloned();
         let text = text_of(data.as_ref());
-        let accepted = self.call_hook(now, sid, |h, ctx| {
+        let accepted = core.call_hook(now, sid, |h, ctx| {
             h.props_request(ctx, peer, PropsScope::Session, text.as_bytes())
         });
-        if !self
+        self.take_events(core, now);
+        if !core
             .conns
             .get(id)
             .is_some_and(|c| c.phase == Phase::Joined { session: sid, peer })
@@ -589,21 +665,32 @@ impl<H: Hooks> Server<H> {
             return;
         }
         if !accepted {
-            self.reply(id, "sessionUpdate", error::ALREADY_IN_SESSION_OR_BAD_SHAPE);
+            reply(
+                core,
+                id,
+                "sessionUpdate",
+                error::ALREADY_IN_SESSION_OR_BAD_SHAPE,
+            );
             return;
         }
-        self.ss_set_session(sid, data, format);
+        self.set_session(core, sid, data, format);
     }
 
     /// Sets session data and the player-data format, resets every player's data to the format
     /// and sends everyone `sessionUpdate`.
-    fn ss_set_session(&mut self, sid: SessionId, data: Option<Value>, format: Option<Value>) {
-        let Some(session) = self.sessions.get_mut(&sid) else {
+    fn set_session<H: Hooks>(
+        &mut self,
+        core: &mut Server<H>,
+        sid: SessionId,
+        data: Option<Value>,
+        format: Option<Value>,
+    ) {
+        let Some(session) = core.sessions.get_mut(&sid) else {
             return;
         };
         session.props = text_of(data.as_ref()).into_bytes();
         session.props_by = 0;
-        let Some(json) = session.json.as_deref_mut() else {
+        let Some(json) = self.sessions.get_mut(&sid) else {
             return;
         };
         json.data = data;
@@ -627,29 +714,33 @@ impl<H: Hooks> Server<H> {
             if let Some(member) = session.member_mut(peer) {
                 member.props = format_text.clone().into_bytes();
             }
-            self.conns.send_text(conn, &update);
+            core.conns.send_text(conn, &update);
         }
     }
 
-    fn ss_leave(&mut self, now: Instant, id: ConnId) {
-        let Some((sid, peer)) = self.ss_membership(id, "sessionLeave") else {
+    fn leave<H: Hooks>(&mut self, core: &mut Server<H>, now: Instant, id: ConnId) {
+        let Some((sid, peer)) = self.membership(core, id, "sessionLeave") else {
             return;
         };
-        if let Some(conn) = self.conns.get_mut(id) {
+        if let Some(conn) = core.conns.get_mut(id) {
             conn.phase = Phase::Lobby;
         }
-        self.reply(id, "sessionLeave", 0);
+        reply(core, id, "sessionLeave", 0);
         log::info!("{sid}: {peer} leaves: sessionserver leaveSession");
-        self.leave_session(now, sid, peer, Code::ClientLeft);
+        core.leave_session(now, sid, peer, Code::ClientLeft);
+        self.take_events(core, now);
     }
 
-    /// Called as a player leaves a sessionserver session: the others get `playerLeave`.
-    pub(crate) fn ss_player_left(&mut self, sid: SessionId, peer: PeerId) {
-        let Some(session) = self.sessions.get_mut(&sid) else {
-            return;
-        };
-        let ending = session.ending;
-        let Some(json) = session.json.as_deref_mut() else {
+    /// A player left a sessionserver session: the others get `playerLeave` (not while the
+    /// session is ending).
+    fn player_left<H: Hooks>(
+        &mut self,
+        core: &mut Server<H>,
+        sid: SessionId,
+        peer: PeerId,
+        ending: bool,
+    ) {
+        let Some(json) = self.sessions.get_mut(&sid) else {
             return;
         };
         let Some(at) = json.players.iter().position(|p| p.peer == peer) else {
@@ -661,37 +752,24 @@ impl<H: Hooks> Server<H> {
         }
         let left = Msg::new("playerLeave", 0).id("playerID", gone.id).done();
         for p in &json.players {
-            self.conns.send_text(p.conn, &left);
+            core.conns.send_text(p.conn, &left);
         }
-    }
-
-    /// A sessionserver session ends while `id` is in it (the script ended it, or it failed):
-    /// the player is told `sessionLeave` with error 3 and may create or join another.
-    pub(crate) fn ss_evict(&mut self, now: Instant, id: ConnId) {
-        let Some(conn) = self.conns.get_mut(id) else {
-            return;
-        };
-        let Phase::Joined { session, peer } = conn.phase else {
-            return;
-        };
-        conn.phase = Phase::Lobby;
-        self.reply(id, "sessionLeave", error::SESSION_GONE);
-        self.leave_session(now, session, peer, Code::SessionEnded);
-    }
-
-    /// A sessionserver session was removed: its public id no longer resolves.
-    pub(crate) fn ss_forget(&mut self, json: &JsonSession) {
-        self.ss.sessions.remove(&json.id);
     }
 
     /// `rt.set_player_props` / `rt.set_session_props` in a sessionserver session: the bytes
     /// must be JSON; they become the player's data (`playerUpdate` to everyone) or the session
     /// data (`sessionUpdate`, which resets every player's data to the format, as the reference).
-    pub(crate) fn ss_set_props(&mut self, sid: SessionId, target: PeerId, props: &[u8]) {
+    fn set_props<H: Hooks>(
+        &mut self,
+        core: &mut Server<H>,
+        sid: SessionId,
+        target: PeerId,
+        props: &[u8],
+    ) {
         let value = std::str::from_utf8(props)
             .ok()
             .and_then(|t| js_json::parse(t).ok());
-        if self.sessions.get(&sid).is_none_or(|s| s.ending) {
+        if core.sessions.get(&sid).is_none_or(|s| s.ending) {
             return;
         }
         let Some(value) = value else {
@@ -705,25 +783,25 @@ impl<H: Hooks> Server<H> {
             let format = self
                 .sessions
                 .get(&sid)
-                .and_then(|s| s.json.as_deref())
                 .and_then(|j| j.default_player.clone());
-            self.ss_set_session(sid, Some(value), format);
+            self.set_session(core, sid, Some(value), format);
             return;
         }
-        let Some(session) = self.sessions.get_mut(&sid) else {
-            return;
-        };
-        let Some(player) = session
-            .json
-            .as_deref_mut()
+        let Some(player) = self
+            .sessions
+            .get_mut(&sid)
             .and_then(|j| j.players.iter_mut().find(|p| p.peer == target))
         else {
             return;
         };
         player.data = value;
-        if let Some(member) = session.member_mut(target) {
+        if let Some(member) = core
+            .sessions
+            .get_mut(&sid)
+            .and_then(|s| s.member_mut(target))
+        {
             member.props = props.to_vec();
         }
-        self.ss_broadcast_player(sid, target);
+        self.broadcast_player(core, sid, target);
     }
 }
