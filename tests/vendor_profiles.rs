@@ -727,3 +727,38 @@ fn the_shipped_examples_run_unchanged_for_vendor_clients() {
     let reply = gl_wait(&mut gl, 112);
     assert_eq!(get_bytes(&reply, 15), Some(&b"attack"[..]));
 }
+
+#[test]
+fn a_flood_of_packets_the_server_ignores_still_counts_against_the_rate_limit() {
+    let mut c = config();
+    c.limits.max_messages_per_sec = 50;
+    let server = TestServer::start(c);
+    let (mut gs, _, _) = gs_join(&server, "flood");
+    // GameSparks pings (op -2) mean nothing to the server, but they are messages.
+    let mut ping = Vec::new();
+    sint(1, -2, &mut ping);
+    for _ in 0..200 {
+        if gs.0.send(Message::Binary(delimited(&ping).into())).is_err() {
+            break;
+        }
+    }
+    assert_eq!(
+        gs.closed(),
+        4028,
+        "CLOSE 28: more than 50 messages per second"
+    );
+    let mut gl = Ws::open(&server);
+    gl.send(gl_login("flood", b""));
+    gl_packet(&mut gl).unwrap();
+    for _ in 0..200 {
+        // Op code 0 without a command: ignored, counted.
+        if gl
+            .0
+            .send(Message::Binary(delimited(&[0x30, 0x01]).into()))
+            .is_err()
+        {
+            break;
+        }
+    }
+    assert_eq!(gl.closed(), 4028);
+}

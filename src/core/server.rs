@@ -984,6 +984,33 @@ impl<H: Hooks> Server<H> {
         self.after_input(now);
     }
 
+    /// A profile took `count` messages from the connection that mean nothing to the core (a
+    /// vendor client's keepalive or an op code the server ignores): they count against
+    /// `max_messages_per_sec` like any message, so a flood of them closes the sender (code 28).
+    pub fn handle_ignored(&mut self, now: Instant, id: ConnId, count: usize) {
+        let rate = self.config.limits.max_messages_per_sec;
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        if conn.phase == Phase::Closing {
+            return;
+        }
+        conn.last_rx = now;
+        for _ in 0..count {
+            if !conn.rate.allow(now, rate, self.stall_credit) {
+                self.stats.rate_limited += 1;
+                self.close(
+                    now,
+                    id,
+                    Code::RateLimited,
+                    &format!("more than {rate} messages per second"),
+                );
+                self.after_input(now);
+                return;
+            }
+        }
+    }
+
     /// The transport lost the connection (EOF, reset, error). A player keeps its seat for
     /// `sessions.reconnect_grace_ms` if that is set.
     pub fn handle_disconnect(&mut self, now: Instant, id: ConnId) {

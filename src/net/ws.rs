@@ -163,7 +163,14 @@ impl<H: Hooks> NetServer<H> {
                         WsProfile::Vendor(adapter) => {
                             s.translated.clear();
                             match adapter.take_client_message(&bytes, &mut s.translated) {
-                                Ok(()) => self.core.handle_tcp_bytes(now, id, &s.translated),
+                                Ok(ignored) => {
+                                    if ignored > 0 {
+                                        self.core.handle_ignored(now, id, ignored);
+                                    }
+                                    if !s.translated.is_empty() {
+                                        self.core.handle_tcp_bytes(now, id, &s.translated);
+                                    }
+                                }
                                 Err(e) => {
                                     self.core.handle_protocol_error(now, id, e.code, &e.message);
                                     return;

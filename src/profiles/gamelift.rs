@@ -201,7 +201,8 @@ impl Adapter {
         &mut self,
         message: &[u8],
         to_core: &mut Vec<u8>,
-    ) -> Result<(), ProfileError> {
+    ) -> Result<usize, ProfileError> {
+        let mut ignored = 0;
         for bytes in packets(message)? {
             let p = Packet::decode(bytes)
                 .map_err(|e| ProfileError::malformed(format!("not a GameLift packet: {e}")))?;
@@ -235,12 +236,16 @@ impl Adapter {
                 }
                 Some(other) => {
                     log::debug!("GameLift client sent an unsupported command {other:?}; ignored");
+                    ignored += 1;
                 }
                 None if p.op_code > 0 => self.message(&p, to_core)?,
-                None => log::debug!("GameLift client sent op code {}; ignored", p.op_code),
+                None => {
+                    log::debug!("GameLift client sent op code {}; ignored", p.op_code);
+                    ignored += 1;
+                }
             }
         }
-        Ok(())
+        Ok(ignored)
     }
 
     /// A game message: DATA to one player, the server, a group, or everyone.

@@ -125,7 +125,8 @@ impl Adapter {
         &mut self,
         message: &[u8],
         to_core: &mut Vec<u8>,
-    ) -> Result<(), ProfileError> {
+    ) -> Result<usize, ProfileError> {
+        let mut ignored = 0;
         for bytes in packets(message)? {
             let p = Packet::decode(bytes)
                 .map_err(|e| ProfileError::malformed(format!("not a GameSparks packet: {e}")))?;
@@ -147,9 +148,10 @@ impl Adapter {
                     self.logged_in = true;
                 }
                 // Sent once after the login result; the ping has no answer this SDK survives.
-                OP_PLAYER_READY | OP_PING => {}
+                OP_PLAYER_READY | OP_PING => ignored += 1,
                 op if op < 0 => {
                     log::debug!("GameSparks client sent reserved op code {op}; ignored");
+                    ignored += 1;
                 }
                 op => {
                     if !self.logged_in {
@@ -162,7 +164,7 @@ impl Adapter {
                 }
             }
         }
-        Ok(())
+        Ok(ignored)
     }
 
     /// A custom packet: DATA to its targets, RTData translated to the native encoding.

@@ -12,7 +12,7 @@
 
 use super::ProfileError;
 use crate::core::Code;
-use crate::core::codec::{ClientMsg, Hello, JoinMode, PROTOCOL_VERSION};
+use crate::core::codec::{ClientMsg, Hello, JoinMode, MAX_TOKEN_BYTES, PROTOCOL_VERSION};
 
 /// What a login asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +34,12 @@ impl Login {
     /// Reads a login token.
     pub(crate) fn parse(token: &str) -> Result<Login, ProfileError> {
         let bad = |why: String| ProfileError::new(Code::BadHello, why);
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(bad(format!(
+                "the login token is {} bytes; the limit is {MAX_TOKEN_BYTES}",
+                token.len()
+            )));
+        }
         if token.is_empty() {
             return Err(bad("the login token is empty: give a join ticket, \
                             session=NAME&player=ID, or a session name"
@@ -166,6 +172,8 @@ mod tests {
             Code::BadHello
         );
         assert_eq!(Login::parse("").unwrap_err().code, Code::BadHello);
+        let huge = "x".repeat(MAX_TOKEN_BYTES + 1);
+        assert_eq!(Login::parse(&huge).unwrap_err().code, Code::BadHello);
     }
 
     #[test]

@@ -108,12 +108,13 @@ impl Adapter {
     }
 
     /// Translates one WebSocket message from the client into native client frames appended to
-    /// `to_core`.
+    /// `to_core`; returns how many of its packets were ignored (they still count against the
+    /// sender's message rate: [`crate::core::Server::handle_ignored`]).
     pub fn take_client_message(
         &mut self,
         message: &[u8],
         to_core: &mut Vec<u8>,
-    ) -> Result<(), ProfileError> {
+    ) -> Result<usize, ProfileError> {
         match self {
             Adapter::GameSparks(a) => a.take_client_message(message, to_core),
             Adapter::GameLift(a) => a.take_client_message(message, to_core),
