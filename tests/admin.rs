@@ -65,18 +65,7 @@ fn admin_config() -> Config {
 
 /// A server with the admin listener and a script; its admin address.
 fn start(config: Config, script: &str) -> (TestServer, TempDir, SocketAddr) {
-    let dir = TempDir::new("admin");
-    let path = dir.write("main.lua", script);
-    let source = moonrt::script::ScriptSource::read(&path).unwrap();
-    let for_hooks = config.clone();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let server = TestServer::start_prepared(
-        config,
-        move || moonrt::script::LuaHooks::new(source, &for_hooks).expect("script loads"),
-        move |server| tx.send(server.admin_addr().unwrap()).unwrap(),
-    );
-    let admin = rx.recv().unwrap();
-    (server, dir, admin)
+    start_script_with_admin(config, script)
 }
 
 const SCRIPT: &str = r#"

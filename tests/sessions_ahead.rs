@@ -70,32 +70,12 @@ fn admin_config() -> Config {
 
 /// A server with a script and the admin listener; its admin address.
 fn start(config: Config, script: &str) -> (TestServer, TempDir, SocketAddr) {
-    let dir = TempDir::new("ahead");
-    let path = dir.write("main.lua", script);
-    let source = moonrt::script::ScriptSource::read(&path).unwrap();
-    let for_hooks = config.clone();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let server = TestServer::start_prepared(
-        config,
-        move || moonrt::script::LuaHooks::new(source, &for_hooks).expect("script loads"),
-        move |server| tx.send(server.admin_addr().unwrap()).unwrap(),
-    );
-    let admin = rx.recv().unwrap();
-    (server, dir, admin)
+    start_script_with_admin(config, script)
 }
 
-/// A join ticket as a backend signs it with its own JWT library.
+/// A join ticket for a session id, as a backend signs it.
 fn ticket(player: &str, session_id: u64) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::default(),
-        &json!({"sub": player, "session_id": session_id, "exp": now + 60}),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap()
+    sign_ticket(SECRET, player, json!({"session_id": session_id}))
 }
 
 fn rejected(result: Result<Client, ClientError>) -> u16 {
@@ -541,16 +521,7 @@ return M
 
 /// A ticket for `session` ("*" for any), as a backend signs it.
 fn ticket_for(player: &str, session: &str) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::default(),
-        &json!({"sub": player, "session": session, "exp": now + 60}),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap()
+    sign_ticket(SECRET, player, json!({"session": session}))
 }
 
 #[test]

@@ -538,18 +538,8 @@ fn vendor_logins_carry_join_tickets_and_a_forged_one_is_refused() {
     c.auth.mode = moonrt::config::AuthMode::Ticket;
     c.auth.ticket_key = SECRET.into();
     let server = TestServer::start(c);
-    let ticket = |player: &str, key: &str| {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        jsonwebtoken::encode(
-            &jsonwebtoken::Header::default(),
-            &serde_json::json!({"sub": player, "session": "duel", "exp": now + 60}),
-            &jsonwebtoken::EncodingKey::from_secret(key.as_bytes()),
-        )
-        .unwrap()
-    };
+    let ticket =
+        |player: &str, key: &str| sign_ticket(key, player, serde_json::json!({"session": "duel"}));
     let (_gs, peer, _) = gs_join(&server, &ticket("ann", SECRET));
     assert_eq!(peer, 1);
     let mut gl = Ws::open(&server);

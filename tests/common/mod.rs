@@ -314,3 +314,36 @@ pub fn chromium() -> Option<&'static str> {
     }
     found
 }
+
+/// A server with the admin listener on and a script; its admin address.
+pub fn start_script_with_admin(config: Config, script: &str) -> (TestServer, TempDir, SocketAddr) {
+    let dir = TempDir::new("admin");
+    let path = dir.write("main.lua", script);
+    let source = moonrt::script::ScriptSource::read(&path).unwrap();
+    let for_hooks = config.clone();
+    let (tx, rx) = mpsc::channel();
+    let server = TestServer::start_prepared(
+        config,
+        move || moonrt::script::LuaHooks::new(source, &for_hooks).expect("script loads"),
+        move |server| tx.send(server.admin_addr().unwrap()).unwrap(),
+    );
+    let admin = rx.recv().unwrap();
+    (server, dir, admin)
+}
+
+/// A join ticket as a game's backend signs it with its own JWT library (HS256): `claims` plus
+/// `sub` = `player` and an expiry a minute from now.
+pub fn sign_ticket(secret: &str, player: &str, mut claims: serde_json::Value) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    claims["sub"] = player.into();
+    claims["exp"] = (now + 60).into();
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
