@@ -4,6 +4,11 @@
 //! picks the protocol:
 //! - binary messages carry native frames (PROTOCOL.md section 12): their bytes go to the core
 //!   exactly as TCP bytes do, and each loop turn's pending output leaves as one binary message;
+//! - or, if the first binary message is a GameSparks or GameLift login (sections 16-17), vendor
+//!   packets: each message goes through the connection's `crate::profiles::Adapter` to become
+//!   native frames, and the core's output goes back through it (one message per packet for
+//!   GameLift); the adapter's output is written whole, so a slow reader fills tungstenite's
+//!   buffer, capped at `max_output_buffer_bytes` (then CLOSE 21);
 //! - text messages are sessionserver JSON commands (section 13), handed to the core whole; each
 //!   JSON message the core queues leaves as one text message.
 //!
