@@ -161,6 +161,10 @@ pub struct ServerConfig {
     pub public_host: String,
 }
 
+/// The longest send interval a session may have (`sessions.send_interval_ms`, per-session
+/// settings), ms.
+pub const MAX_SEND_INTERVAL_MS: u64 = 1000;
+
 /// `[limits]`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -188,6 +192,9 @@ pub struct SessionsConfig {
     /// How long a player whose connection dropped keeps its seat (peer id, groups, props, the
     /// reliable messages sent meanwhile) for a reconnect; 0: a drop is a leave.
     pub reconnect_grace_ms: u64,
+    /// Hold each player's deliveries and send them together once per this many ms (0: send at
+    /// the end of every loop turn); sessions may set their own.
+    pub send_interval_ms: u64,
 }
 
 /// `[script]`.
@@ -287,6 +294,7 @@ impl Default for SessionsConfig {
             empty_session_linger_ms: 300_000,
             sequential_ids: false,
             reconnect_grace_ms: 0,
+            send_interval_ms: 0,
         }
     }
 }
@@ -489,6 +497,16 @@ impl Config {
                 format!(
                     "must be at most 3600000 (got {})",
                     self.sessions.reconnect_grace_ms
+                )
+            },
+        )?;
+        check(
+            self.sessions.send_interval_ms <= MAX_SEND_INTERVAL_MS,
+            "sessions.send_interval_ms",
+            || {
+                format!(
+                    "must be at most {MAX_SEND_INTERVAL_MS} (got {})",
+                    self.sessions.send_interval_ms
                 )
             },
         )?;

@@ -57,7 +57,7 @@ local TestSession = {}
 function TestSession:join(name, opts) end
 ---Creates the session before any player joins (as a backend does with POST /api/sessions):
 ---on_session_start runs now and its linger counts from now. Players joining room `name` join it.
----@param opts { name: string|nil, params: table|nil, max_players: integer|nil, linger_ms: integer|nil, listed: boolean|nil }|nil
+---@param opts { name: string|nil, params: table|nil, max_players: integer|nil, linger_ms: integer|nil, send_interval_ms: integer|nil, listed: boolean|nil }|nil
 ---@return integer|nil id, integer|nil code, string|nil message
 function TestSession:create(opts) end
 ---@param ms number

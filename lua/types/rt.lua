@@ -45,6 +45,7 @@
 ---@field max_players integer  Players it holds at most (rt.configure_session changes it).
 ---@field linger_ms integer    How long it stays once empty (rt.configure_session changes it).
 ---@field open boolean         Whether it takes new players (rt.configure_session{open = false} closes it).
+---@field send_interval_ms integer  Coalesced sending: messages leave together once per this many ms (0: every loop turn).
 ---@field data table    Session data shared by all callbacks; yours to fill.
 ---@field props string  Session properties as clients see them (SET_SESSION_PROPS).
 
@@ -246,7 +247,7 @@ function rt.send_group_members(group, to) end
 
 ---Changes the session's player limit, empty-session linger and whether it takes new players,
 ---within the server's limits.
----@param settings { max_players: integer|nil, linger_ms: integer|nil, open: boolean|nil }
+---@param settings { max_players: integer|nil, linger_ms: integer|nil, open: boolean|nil, send_interval_ms: integer|nil }
 function rt.configure_session(settings) end
 
 ---A number as JavaScript's String(n) writes it: 4.0 is "4", -0.0 is "0", 1e21 is "1e+21".

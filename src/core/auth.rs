@@ -28,6 +28,8 @@ pub struct SessionSettings {
     pub max_players: Option<usize>,
     /// How long it stays once empty, ms.
     pub linger_ms: Option<u64>,
+    /// Its send interval (coalesced sending), ms; 0 sends every loop turn.
+    pub send_interval_ms: Option<u64>,
 }
 
 /// A verified join ticket.
@@ -326,14 +328,19 @@ fn verify(
                     ))
                 }),
             };
-            if let Some(unknown) = s.keys().find(|k| *k != "max_players" && *k != "linger_ms") {
+            if let Some(unknown) = s
+                .keys()
+                .find(|k| !["max_players", "linger_ms", "send_interval_ms"].contains(&k.as_str()))
+            {
                 return Err(invalid(format!(
-                    "the ticket's settings.{unknown} is not a setting (max_players, linger_ms)"
+                    "the ticket's settings.{unknown} is not a setting (max_players, linger_ms, \
+                     send_interval_ms)"
                 )));
             }
             Some(SessionSettings {
                 max_players: field("max_players")?.map(|n| n as usize),
                 linger_ms: field("linger_ms")?,
+                send_interval_ms: field("send_interval_ms")?,
             })
         }
         Some(_) => return Err(invalid("the ticket's \"settings\" is not an object".into())),

@@ -5,7 +5,7 @@ use super::codes::Code;
 use super::hooks::{Command, Hooks, SendTarget};
 use super::ids::{PeerId, SessionId};
 use super::server::Server;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 impl<H: Hooks> Server<H> {
     /// Carries out one command. Commands for a session that has ended are ignored.
@@ -77,10 +77,12 @@ impl<H: Hooks> Server<H> {
                 max_players,
                 linger_ms,
                 open,
+                send_interval_ms,
             } => {
                 let settings = super::auth::SessionSettings {
                     max_players,
                     linger_ms,
+                    send_interval_ms,
                 };
                 // The script checked the limits; a logic that did not is refused here.
                 if let Err((_, why)) = self.check_settings(&settings) {
@@ -97,6 +99,9 @@ impl<H: Hooks> Server<H> {
                     if let Some(open) = open {
                         s.open = open;
                     }
+                }
+                if let Some(ms) = send_interval_ms {
+                    self.set_send_interval(now, session, Duration::from_millis(ms));
                 }
             }
             Command::FrameSync { session, on, rate } => self.set_frame_sync(now, session, on, rate),

@@ -151,6 +151,9 @@ pub(crate) struct Conn {
     /// The vendor profile its WebSocket speaks (`crate::profiles`), if any: such clients have
     /// no keepalive of their own, so the server pings them as it does sessionserver ones.
     pub profile: Option<&'static str>,
+    /// Coalesced sending: deliveries wait in its buffers for the session's flush timer instead
+    /// of being flushed at the end of the turn (control frames still go at once).
+    pub hold: bool,
     /// Whether the connection is in the dirty list already.
     queued: bool,
     /// Whether the connection is in the overflow list already.
@@ -225,6 +228,7 @@ impl ConnTable {
             ticket: None,
             ws_ping: false,
             profile: None,
+            hold: false,
             transport: Transport::Tcp,
             reconnect_secret: 0,
             queued: false,
@@ -294,6 +298,15 @@ impl ConnTable {
     /// Lists a connection for the next flush, with or without output (to send a WebSocket ping).
     pub(crate) fn wake(&mut self, id: ConnId) {
         if let Some(conn) = self.slab.get_mut(id.0 as usize) {
+            Self::mark_dirty(&mut self.dirty, conn, id);
+        }
+    }
+
+    /// Lists a connection for the next flush if it has output waiting (coalesced sending).
+    pub(crate) fn wake_if_pending(&mut self, id: ConnId) {
+        if let Some(conn) = self.slab.get_mut(id.0 as usize)
+            && (conn.tcp_out.len() > 0 || !conn.udp_out.is_empty())
+        {
             Self::mark_dirty(&mut self.dirty, conn, id);
         }
     }
@@ -395,7 +408,7 @@ impl ConnTable {
             buf.extend_from_slice(payload);
             Delivered::Tcp
         };
-        if result != Delivered::Dropped {
+        if result != Delivered::Dropped && !conn.hold {
             Self::mark_dirty(&mut self.dirty, conn, id);
         }
         if result == Delivered::Tcp {

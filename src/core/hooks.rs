@@ -113,6 +113,8 @@ pub enum Command {
         linger_ms: Option<u64>,
         /// Whether it takes new players.
         open: Option<bool>,
+        /// Its send interval (coalesced sending), ms.
+        send_interval_ms: Option<u64>,
     },
     /// Start (`on`, at `rate` frames per second) or stop frame sync.
     FrameSync {
@@ -202,6 +204,8 @@ pub struct SessionStart<'a> {
     pub max_players: usize,
     /// How long it stays once empty, ms.
     pub linger_ms: u64,
+    /// Its send interval (coalesced sending), ms; 0 sends every loop turn.
+    pub send_interval_ms: u64,
     /// The server-wide limits settings may not pass: `sessions.max_players` and
     /// `sessions.empty_session_linger_ms`.
     pub limits: (usize, u64),

@@ -659,6 +659,10 @@ impl<H: Hooks> Server<H> {
             .expect("caller checked the connection");
         conn.phase = Phase::Joined { session: sid, peer };
         conn.player_id = player_id.to_owned();
+        conn.hold = self
+            .sessions
+            .get(&sid)
+            .is_some_and(|s| !s.send_interval.is_zero());
         if self.config.sessions.reconnect_grace_ms > 0 {
             conn.reconnect_secret = random_secret();
         }
@@ -742,7 +746,11 @@ impl<H: Hooks> Server<H> {
                 session.linger = Duration::from_millis(ms);
             }
         }
+        let interval = settings
+            .and_then(|s| s.send_interval_ms)
+            .unwrap_or(self.config.sessions.send_interval_ms);
         self.sessions.insert(sid, session);
+        self.set_send_interval(now, sid, Duration::from_millis(interval));
         if !name.is_empty() {
             self.session_names.insert(name.to_owned(), sid);
         }
@@ -760,6 +768,7 @@ impl<H: Hooks> Server<H> {
                 .sessions
                 .get(&sid)
                 .map_or(0, |s| s.linger.as_millis() as u64),
+            send_interval_ms: interval,
             limits: (
                 self.config.sessions.max_players,
                 self.config.sessions.empty_session_linger_ms,
@@ -785,6 +794,15 @@ impl<H: Hooks> Server<H> {
             return Err((
                 Code::InvalidTicket,
                 format!("settings.max_players {n} is not within 1 to {max} (sessions.max_players)"),
+            ));
+        }
+        let most = crate::config::MAX_SEND_INTERVAL_MS;
+        if let Some(ms) = s.send_interval_ms
+            && ms > most
+        {
+            return Err((
+                Code::InvalidTicket,
+                format!("settings.send_interval_ms {ms} is over {most}"),
             ));
         }
         let linger = self.config.sessions.empty_session_linger_ms;
@@ -969,6 +987,45 @@ impl<H: Hooks> Server<H> {
             now + session.linger,
             TimerKey::Linger(sid, session.empty_epoch),
         );
+    }
+
+    /// Sets a session's send interval (coalesced sending): its players' deliveries are held
+    /// and flushed together once per `interval`; zero flushes them every loop turn. Control
+    /// frames (presence, errors, PONG) are never held, and flush what is held with them.
+    pub(crate) fn set_send_interval(&mut self, now: Instant, sid: SessionId, interval: Duration) {
+        let Some(session) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        session.send_interval = interval;
+        session.flush_epoch += 1;
+        let epoch = session.flush_epoch;
+        let hold = !interval.is_zero();
+        for m in session.members() {
+            if let Some(conn) = self.conns.get_mut(m.conn) {
+                conn.hold = hold;
+            }
+            // What was held so far leaves now.
+            self.conns.wake(m.conn);
+        }
+        if hold {
+            self.timers
+                .schedule(now + interval, TimerKey::Flush(sid, epoch));
+        }
+    }
+
+    /// A session's flush timer: every player's held output is listed for the next flush.
+    fn flush_session(&mut self, now: Instant, sid: SessionId, epoch: u64) {
+        let Some(session) = self.sessions.get(&sid) else {
+            return;
+        };
+        if session.flush_epoch != epoch || session.send_interval.is_zero() {
+            return;
+        }
+        let next = now + session.send_interval;
+        for m in session.members() {
+            self.conns.wake_if_pending(m.conn);
+        }
+        self.timers.schedule(next, TimerKey::Flush(sid, epoch));
     }
 
     /// The live session with this name, if any.
@@ -1179,6 +1236,10 @@ impl<H: Hooks> Server<H> {
             s.rebind(peer, id);
         }
         let fresh = random_secret();
+        let hold = self
+            .sessions
+            .get(&sid)
+            .is_some_and(|s| !s.send_interval.is_zero());
         let conn = self
             .conns
             .get_mut(id)
@@ -1186,6 +1247,7 @@ impl<H: Hooks> Server<H> {
         conn.phase = Phase::Joined { session: sid, peer };
         conn.player_id = player_id.clone();
         conn.reconnect_secret = fresh;
+        conn.hold = hold;
         let serial = conn.serial;
         let udp_secret = conn.udp_secret;
         if !player_id.is_empty() {
@@ -1265,6 +1327,7 @@ impl<H: Hooks> Server<H> {
                         self.call_hook(now, sid, |h, ctx| h.on_timer(ctx, timer));
                     }
                 }
+                TimerKey::Flush(sid, epoch) => self.flush_session(now, sid, epoch),
                 TimerKey::Linger(sid, epoch) => {
                     if self
                         .sessions
@@ -1440,6 +1503,7 @@ impl<H: Hooks> Server<H> {
         if let Some(conn) = self.conns.get_mut(id) {
             let sent: usize = conn.udp_out.datagrams().take(count).map(<[u8]>::len).sum();
             self.stats.bytes_out += sent as u64;
+            self.stats.udp_out += count as u64;
             conn.udp_out
                 .consume(if all_done { usize::MAX } else { count });
             if !conn.udp_out.is_empty() {

@@ -68,6 +68,11 @@ pub(crate) struct Session {
     pub listed: bool,
     /// Whether it takes new players; the script closes it with `rt.configure_session`.
     pub open: bool,
+    /// Coalesced sending: its players' deliveries leave together once per this interval
+    /// (zero: at the end of every loop turn).
+    pub send_interval: std::time::Duration,
+    /// Counts send-interval changes, so a flush timer of an older interval does nothing.
+    pub flush_epoch: u64,
 }
 
 impl Session {
@@ -92,6 +97,8 @@ impl Session {
             params: None,
             listed: false,
             open: true,
+            send_interval: std::time::Duration::ZERO,
+            flush_epoch: 0,
         }
     }
 

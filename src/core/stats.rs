@@ -43,6 +43,8 @@ pub struct Stats {
     pub rate_limited: u64,
     /// UDP datagrams received.
     pub udp_in: u64,
+    /// UDP datagrams sent (several small messages to one player may share one).
+    pub udp_out: u64,
     /// UDP datagrams dropped: too short or undecodable.
     pub udp_dropped_malformed: u64,
     /// UDP datagrams dropped: unknown connection or wrong secret.

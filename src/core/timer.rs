@@ -20,6 +20,9 @@ pub(crate) enum TimerKey {
     Linger(SessionId, u64),
     /// A timer armed by the session's logic, with the logic's own id.
     Script(SessionId, u64),
+    /// Send the output held for the session's players (coalesced sending), if its send
+    /// interval is still the one set with this epoch.
+    Flush(SessionId, u64),
 }
 
 /// A min-heap of deadlines. One live entry per connection or session at a time keeps it small:

@@ -196,6 +196,7 @@ struct CreateBody {
 struct CreateSettings {
     max_players: Option<usize>,
     linger_ms: Option<u64>,
+    send_interval_ms: Option<u64>,
 }
 
 /// Reads and checks a `POST /api/sessions` body (empty: an unnamed session with defaults).
@@ -244,6 +245,7 @@ fn create_call(request: &mut tiny_http::Request) -> Result<AdminCall, AdminReply
             settings: crate::core::auth::SessionSettings {
                 max_players: parsed.settings.max_players,
                 linger_ms: parsed.settings.linger_ms,
+                send_interval_ms: parsed.settings.send_interval_ms,
             },
             listed: parsed.listed,
         },

@@ -430,6 +430,7 @@ pub(crate) fn install(lua: &Lua, setup: &Setup<'_>) -> mlua::Result<Table> {
         session.set("max_players", settings.max_players)?;
         session.set("linger_ms", settings.linger_ms)?;
         session.set("open", true)?;
+        session.set("send_interval_ms", settings.send_interval_ms)?;
         state(lua)?.session_limits = Some(settings.limits);
     }
     session.set("data", lua.create_table()?)?;
@@ -713,17 +714,26 @@ pub(crate) fn install(lua: &Lua, setup: &Setup<'_>) -> mlua::Result<Table> {
                     _ => None,
                 };
                 match name.as_deref() {
-                    Some("max_players" | "linger_ms" | "open") => {}
+                    Some("max_players" | "linger_ms" | "open" | "send_interval_ms") => {}
                     _ => {
                         return Err(mlua::Error::runtime(format!(
                             "rt.configure_session: {key:?} is not a setting (max_players, \
-                             linger_ms, open)"
+                             linger_ms, open, send_interval_ms)"
                         )));
                     }
                 }
             }
             let max_players: Option<i64> = settings.get("max_players")?;
             let linger_ms: Option<i64> = settings.get("linger_ms")?;
+            let send_interval_ms: Option<i64> = settings.get("send_interval_ms")?;
+            let most = crate::config::MAX_SEND_INTERVAL_MS as i64;
+            if let Some(ms) = send_interval_ms
+                && !(0..=most).contains(&ms)
+            {
+                return Err(mlua::Error::runtime(format!(
+                    "rt.configure_session: send_interval_ms {ms} is not within 0 to {most}"
+                )));
+            }
             let open = match settings.get::<Value>("open")? {
                 Value::Nil => None,
                 Value::Boolean(b) => Some(b),
@@ -760,12 +770,16 @@ pub(crate) fn install(lua: &Lua, setup: &Setup<'_>) -> mlua::Result<Table> {
             if let Some(open) = open {
                 session.raw_set("open", open)?;
             }
+            if let Some(ms) = send_interval_ms {
+                session.raw_set("send_interval_ms", ms)?;
+            }
             record(lua, |session| {
                 Ok(Command::Configure {
                     session,
                     max_players: max_players.map(|n| n as usize),
                     linger_ms: linger_ms.map(|ms| ms as u64),
                     open,
+                    send_interval_ms: send_interval_ms.map(|ms| ms as u64),
                 })
             })
         })?,

@@ -400,6 +400,7 @@ impl UserData for SimHandle {
                 settings: SessionSettings {
                     max_players: opts.get("max_players")?,
                     linger_ms: opts.get("linger_ms")?,
+                    send_interval_ms: opts.get("send_interval_ms")?,
                 },
                 listed: opts.get::<Option<bool>>("listed")?.unwrap_or(false),
             };
