@@ -46,6 +46,9 @@ enum Cmd {
     RelayTcp,
     /// relay-udp with a Lua `on_packet` on every packet (returning true) vs without.
     LuaIntercept,
+    /// relay-udp with coalesced sending (50 ms, the load's tick) vs every-turn sending and the
+    /// batched floor; a step holds with p99 up to 10 ms plus the interval.
+    RelayCoalesced,
     /// 10,000 idle connections in 1,250 sessions: resident bytes per connection and session.
     IdleMemory,
     /// 1,000 sessions each with a 50 ms `rt.set_interval`: timer lateness.
@@ -92,6 +95,7 @@ fn main() {
         Cmd::RelayUdp => bench.relay(&full, false),
         Cmd::RelayTcp => bench.relay(&full, true),
         Cmd::LuaIntercept => bench.lua_intercept(&full),
+        Cmd::RelayCoalesced => bench.relay_coalesced(&full),
         Cmd::IdleMemory => bench.idle_memory(&full),
         Cmd::Timers => bench.timers(&full),
         Cmd::Reload => bench.reload(&full),
