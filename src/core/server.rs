@@ -996,6 +996,10 @@ impl<H: Hooks> Server<H> {
         let Some(session) = self.sessions.get_mut(&sid) else {
             return;
         };
+        // The same interval again changes nothing (a script may set it in every callback).
+        if session.send_interval == interval && session.flush_epoch > 0 {
+            return;
+        }
         session.send_interval = interval;
         session.flush_epoch += 1;
         let epoch = session.flush_epoch;
