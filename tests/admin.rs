@@ -27,11 +27,7 @@ impl Answer {
 }
 
 fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(5)))
-        .build()
-        .into()
+    http_agent()
 }
 
 fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> Answer {

@@ -157,22 +157,68 @@ return {
 fn a_script_sets_its_sessions_interval_and_bad_values_are_refused() {
     let (server, _dir) = start_script(config(), CONFIGURE);
     let (mut a, mut b) = pair(&server, "script");
-    a.send(To::Server, 9, Intent::Reliable, b"50").unwrap();
-    assert_eq!(text_on(&mut a, 10), "50");
-    for i in 0..10u8 {
-        a.send(To::AllOthers, 3, Intent::Reliable, &[i]).unwrap();
+    a.send(To::Server, 9, Intent::Reliable, b"300").unwrap();
+    assert_eq!(text_on(&mut a, 10), "300");
+    // The script's interval takes effect: a spread burst of unreliable messages leaves in one
+    // or two datagrams, where every-turn sending needs about one each.
+    for i in 0..20u8 {
+        a.send(To::AllOthers, 3, Intent::Unreliable, &[i]).unwrap();
+        std::thread::sleep(Duration::from_millis(4));
     }
-    let got: Vec<u8> = deliveries(&mut b, 10)
+    let got: Vec<u8> = deliveries(&mut b, 20)
         .iter()
         .map(|d| d.payload[0])
         .collect();
-    assert_eq!(got, (0..10).collect::<Vec<u8>>());
+    assert_eq!(got, (0..20).collect::<Vec<u8>>());
     // Back to every turn; over 1000 is an error in the script, which leaves it as it was.
     a.send(To::Server, 9, Intent::Reliable, b"0").unwrap();
     assert_eq!(text_on(&mut a, 10), "0");
     a.send(To::Server, 9, Intent::Reliable, b"5000").unwrap();
     a.send(To::AllOthers, 3, Intent::Reliable, b"x").unwrap();
     assert_eq!(next_delivery(&mut b).payload, b"x");
+    drop((a, b));
+    let stats = server.stop();
+    // Two UDP_BOUND answers and at most two datagrams for the held burst.
+    assert!(stats.udp_out <= 4, "{} datagrams", stats.udp_out);
+}
+
+#[test]
+fn a_busy_interval_flushes_early_instead_of_taking_a_fast_reader_for_a_slow_one() {
+    let mut c = config();
+    c.sessions.send_interval_ms = 1000;
+    c.limits.max_frame_bytes = 1024;
+    c.limits.max_output_buffer_bytes = 4096;
+    let server = TestServer::start(c);
+    let mut a = server.connect("busy", "a");
+    let mut b = server.connect("busy", "b");
+    a.wait_for(WAIT, |e| matches!(e, Event::PlayerJoined { .. }))
+        .unwrap();
+    // 50 x 216 bytes over about 150 ms (a loop turn each), within one interval: over twice
+    // the 4 KiB cap if all of it were held for the interval, which would close B (code 21)
+    // though B reads everything at once.
+    let sent = Instant::now();
+    for i in 0..50u8 {
+        a.send(To::AllOthers, 4, Intent::Reliable, &[i; 200])
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(3));
+    }
+    let got: Vec<u8> = deliveries(&mut b, 50)
+        .iter()
+        .map(|d| d.payload[0])
+        .collect();
+    assert_eq!(got, (0..50).collect::<Vec<u8>>());
+    assert!(
+        sent.elapsed() < Duration::from_millis(900),
+        "the early flushes came before the 1000 ms interval: {:?}",
+        sent.elapsed()
+    );
+    drop((a, b));
+    let stats = server.stop();
+    assert_eq!(
+        stats.closes.get(&21),
+        None,
+        "nobody closed as a slow reader"
+    );
 }
 
 #[test]

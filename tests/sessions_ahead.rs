@@ -22,11 +22,7 @@ struct Answer {
 }
 
 fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(5)))
-        .build()
-        .into()
+    http_agent()
 }
 
 fn answer(mut response: ureq::http::Response<ureq::Body>) -> Answer {

@@ -237,3 +237,38 @@ fn a_native_close_is_repeated_in_the_websocket_close_status_as_4000_plus_the_cod
     };
     assert_eq!(status, 4000 + Code::ClientLeft.as_u16());
 }
+
+#[test]
+fn a_flood_of_websocket_pings_or_empty_messages_is_rate_limited_and_spares_the_others() {
+    let mut c = config();
+    c.limits.max_messages_per_sec = 100;
+    let server = TestServer::start(c);
+    let mut native = server.connect("flood", "native");
+    for empty in [false, true] {
+        let mut browser = Browser::open(&server);
+        browser.hello("flood");
+        // Neither carries a frame, and each used to cost the server nothing but work.
+        for _ in 0..2000 {
+            let message = if empty {
+                Message::Binary(Vec::new().into())
+            } else {
+                Message::Ping(b"p".to_vec().into())
+            };
+            if browser.ws.send(message).is_err() {
+                break;
+            }
+        }
+        let code = loop {
+            match browser.ws.read() {
+                Ok(Message::Close(Some(frame))) => break u16::from(frame.code),
+                Ok(_) => {}
+                Err(e) => panic!("no close frame: {e}"),
+            }
+        };
+        assert_eq!(code, 4028, "empty={empty}: CLOSE 28 (rate limited)");
+    }
+    native.ping().unwrap();
+    native
+        .wait_for(WAIT, |e| matches!(e, moonrt::client::Event::Pong { .. }))
+        .expect("the native player still gets answers");
+}

@@ -408,7 +408,10 @@ impl ConnTable {
             buf.extend_from_slice(payload);
             Delivered::Tcp
         };
-        if result != Delivered::Dropped && !conn.hold {
+        // Held output (coalesced sending) leaves early once it reaches a quarter of the cap: a
+        // busy interval must not make a fast reader look slow, nor fill its UDP queue to drops.
+        let held = conn.hold && conn.tcp_out.len() + conn.udp_out.len() < max / 4;
+        if result != Delivered::Dropped && !held {
             Self::mark_dirty(&mut self.dirty, conn, id);
         }
         if result == Delivered::Tcp {

@@ -106,6 +106,11 @@ impl DatagramQueue {
         self.bytes.is_empty()
     }
 
+    /// Bytes waiting, all datagrams together.
+    pub(crate) fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
     /// The waiting datagrams, oldest first.
     pub(crate) fn datagrams(&self) -> impl Iterator<Item = &[u8]> {
         let mut start = 0;

@@ -16,6 +16,10 @@
 //! connection.
 
 use super::event_loop::{READ_BUDGET, Scratch};
+
+/// What a WebSocket message costs of a connection's read budget at least, however small: a
+/// flood of empty messages or pings still yields the loop to the other connections.
+const MIN_MESSAGE_COST: usize = 64;
 use super::{Link, NetServer, WsProfile};
 use crate::config::Config;
 use crate::core::{Code, ConnId, Hooks};
@@ -184,28 +188,31 @@ impl<H: Hooks> NetServer<H> {
                         }
                         _ => self.core.handle_tcp_bytes(now, id, &bytes),
                     }
-                    total += bytes.len();
-                    if total >= READ_BUDGET {
-                        s.carry.push(id);
-                        return;
+                    if bytes.is_empty() {
+                        // Carries nothing, but it is a message: it counts against the rate.
+                        self.core.handle_ignored(now, id, 1);
                     }
+                    total += bytes.len().max(MIN_MESSAGE_COST);
                 }
                 Ok(Message::Text(text)) => {
                     self.sessionserver
                         .handle_text(&mut self.core, now, id, text.as_str());
-                    total += text.len();
-                    if total >= READ_BUDGET {
-                        s.carry.push(id);
-                        return;
-                    }
+                    total += text.len().max(MIN_MESSAGE_COST);
                 }
-                // tungstenite queues the pong itself; send it now.
+                // tungstenite queues the pong itself; send it now. Pings and pongs are messages
+                // too: a flood of them is rate-limited (CLOSE 28) like any other.
                 Ok(Message::Ping(_)) => {
                     let _ = ws.flush();
                     self.core.handle_ws_pong(now, id);
+                    self.core.handle_ignored(now, id, 1);
+                    total += MIN_MESSAGE_COST;
                 }
-                Ok(Message::Pong(_)) => self.core.handle_ws_pong(now, id),
-                Ok(_) => {}
+                Ok(Message::Pong(_)) => {
+                    self.core.handle_ws_pong(now, id);
+                    self.core.handle_ignored(now, id, 1);
+                    total += MIN_MESSAGE_COST;
+                }
+                Ok(_) => total += MIN_MESSAGE_COST,
                 Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(Error::Capacity(e)) => {
                     self.core
@@ -217,6 +224,10 @@ impl<H: Hooks> NetServer<H> {
                     self.core.handle_disconnect(now, id);
                     return;
                 }
+            }
+            if total >= READ_BUDGET {
+                s.carry.push(id);
+                return;
             }
         }
     }

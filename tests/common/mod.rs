@@ -347,3 +347,12 @@ pub fn sign_ticket(secret: &str, player: &str, mut claims: serde_json::Value) ->
     )
     .unwrap()
 }
+
+/// An HTTP client for the admin listener: statuses are answers, not errors; 5 s at most.
+pub fn http_agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(5)))
+        .build()
+        .into()
+}
