@@ -74,6 +74,14 @@ impl Stream {
         }
     }
 
+    /// The socket alone, once the stream is done (TLS state dropped).
+    pub fn into_socket(self) -> TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(t) => t.sock,
+        }
+    }
+
     /// Whether TLS still holds bytes the socket has not taken.
     pub fn has_unsent(&self) -> bool {
         match self {

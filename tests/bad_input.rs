@@ -223,3 +223,55 @@ fn slow_reader_is_disconnected_with_output_overflow_and_the_rest_play_on() {
         .unwrap();
     let _ = slow.read(&mut [0u8; 16]);
 }
+
+#[test]
+fn a_client_still_sending_when_closed_reads_the_close_frame_not_a_reset() {
+    let server = TestServer::start(config());
+    let mut a = server.connect("room", "a");
+    // A client with a tiny receive window that has not read for a while: the server's last
+    // bytes wait in its socket while the client is still busy sending.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(2048).unwrap();
+    socket.connect(&server.addr.into()).unwrap();
+    let mut s: TcpStream = socket.into();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    let mut hello = Vec::new();
+    ClientMsg::Hello(Hello {
+        version: 1,
+        mode: JoinMode::JoinOrCreate("room"),
+        token: "",
+        player_id: "",
+        player_name: "busy",
+        payload: b"",
+        stray_field: None,
+    })
+    .encode(&mut hello);
+    s.write_all(&hello).unwrap();
+    a.wait_for(WAIT, |e| matches!(e, Event::PlayerJoined { .. }))
+        .expect("the busy client joins");
+    for _ in 0..6 {
+        a.send(To::Peers(vec![2]), 1, Intent::Reliable, &[5u8; 1000])
+            .unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    // A frame of an unknown type, then 200 KB more: the server closes it mid-stream, and
+    // closing a socket with unread input would make the kernel reset the connection, throwing
+    // away the CLOSE frame the client has not read yet.
+    let mut bad = vec![1, 0, 0, 0, 0x5a];
+    bad.extend(std::iter::repeat_n(0u8, 200 * 1024));
+    let _ = s.write_all(&bad);
+    std::thread::sleep(Duration::from_millis(100));
+    let mut bytes = Vec::new();
+    let read = s.read_to_end(&mut bytes);
+    assert!(read.is_ok(), "the connection ends with a FIN, not {read:?}");
+    let mut rest = &bytes[..];
+    let mut last = None;
+    while let Ok(Some((body, n))) = codec::split_frame(rest, usize::MAX) {
+        last = Some(match ServerMsg::decode(body).unwrap() {
+            ServerMsg::Close { code, .. } => Some(code),
+            _ => None,
+        });
+        rest = &rest[n..];
+    }
+    assert_eq!(last, Some(Some(Code::UnknownMessageType.as_u16())));
+}

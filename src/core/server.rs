@@ -1400,7 +1400,14 @@ impl<H: Hooks> Server<H> {
         }
     }
 
-    /// A WebSocket pong (or ping) arrived: the connection is alive.
+    /// A WebSocket ping arrived: the connection is alive, and its pong (queued by the WebSocket
+    /// layer) leaves with this turn's flush.
+    pub fn handle_ws_ping(&mut self, now: Instant, id: ConnId) {
+        self.handle_ws_pong(now, id);
+        self.conns.wake(id);
+    }
+
+    /// A WebSocket pong arrived: the client is alive.
     pub fn handle_ws_pong(&mut self, now: Instant, id: ConnId) {
         if let Some(conn) = self.conns.get_mut(id) {
             conn.last_rx = now;

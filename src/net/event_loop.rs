@@ -2,6 +2,7 @@
 //! connection once, then close what the core asked to close. Like Redis's `ae`: the flush is the
 //! "before sleep" step, so everything a turn produced for a connection leaves in one write.
 
+use super::linger::LINGER_TOKENS;
 use super::{
     Door, FIRST_CONN, LISTENER, NetServer, SIGNALS, TLS_LISTENER, UDP, WAKER, WS_LISTENER,
     WSS_LISTENER,
@@ -77,6 +78,10 @@ impl<H: Hooks> NetServer<H> {
                         self.answer_admin(now);
                     }
                     SIGNALS => self.read_signals(),
+                    token if token.0 >= LINGER_TOKENS => {
+                        self.lingering
+                            .readable(self.poll.registry(), token, &mut s.read);
+                    }
                     token => {
                         let id = ConnId((token.0 - FIRST_CONN) as u32);
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
@@ -135,6 +140,7 @@ impl<H: Hooks> NetServer<H> {
                 }
             }
             self.finish_closing(now, &mut s, stop_deadline);
+            self.lingering.expire(self.poll.registry(), now);
             let took = now.elapsed();
             crate::ops::metrics::LOOP_TURN.record(took);
             if took >= STALL {
@@ -150,7 +156,7 @@ impl<H: Hooks> NetServer<H> {
         }
     }
 
-    /// Time to sleep: until the next core deadline, closing deadline or stop deadline; zero when
+    /// Time to sleep: until the next core, closing, lingering or stop deadline; zero when
     /// input was left unread; forever when nothing is scheduled.
     fn poll_timeout(&self, s: &Scratch, stop_deadline: Option<Instant>) -> Option<Duration> {
         if !s.carry.is_empty() || s.udp_carry {
@@ -160,10 +166,15 @@ impl<H: Hooks> NetServer<H> {
             .closing
             .first()
             .map(|_| Instant::now() + Duration::from_millis(50));
-        let next = [self.core.next_timeout(), closing, stop_deadline]
-            .into_iter()
-            .flatten()
-            .min()?;
+        let next = [
+            self.core.next_timeout(),
+            closing,
+            stop_deadline,
+            self.lingering.next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()?;
         // Round up so a timer is never woken a hair early and polled again with a zero timeout.
         Some(next.saturating_duration_since(Instant::now()) + Duration::from_micros(500))
     }

@@ -6,11 +6,13 @@
 //! Files: `event_loop.rs` is one loop turn (poll, read, timers, flush, close); `tcp.rs` accepts,
 //! reads and writes connections; `ws.rs` does the same for WebSocket connections (tungstenite
 //! over the same non-blocking stream; the core cannot tell them apart); `udp.rs` receives and
-//! sends datagrams. Each listener (TCP, WebSocket, TLS, `wss://`) hands its connections a
+//! sends datagrams; `linger.rs` keeps a closed connection's socket until its client closes too,
+//! so a reset never destroys the CLOSE frame that says why. Each listener (TCP, WebSocket, TLS, `wss://`) hands its connections a
 //! [`crate::tls::Stream`], plain or TLS, so everything past the accept is the same code.
 
 mod admin;
 mod event_loop;
+mod linger;
 mod tcp;
 mod udp;
 mod ws;
@@ -141,6 +143,8 @@ pub struct NetServer<H: Hooks> {
     server_id: String,
     /// The sessionserver JSON profile's state (`crate::profiles::sessionserver`).
     sessionserver: crate::profiles::sessionserver::SessionServer,
+    /// Closed connections' sockets, waiting for their clients to close (`linger.rs`).
+    lingering: linger::Lingering,
 }
 
 /// Binds an optional listener from a config address (empty: off) and registers it.
@@ -297,6 +301,7 @@ impl<H: Hooks> NetServer<H> {
             admin,
             server_id,
             sessionserver: Default::default(),
+            lingering: Default::default(),
         })
     }
 

@@ -197,8 +197,9 @@ impl<H: Hooks> NetServer<H> {
         }
     }
 
-    /// Closes a connection's socket: FIN after the flushed bytes, unread input discarded first so
-    /// the kernel does not answer with a reset that could destroy our final CLOSE in flight.
+    /// Closes a connection's socket: FIN after the flushed bytes, then the socket lingers
+    /// (`linger.rs`), discarding input until the client closes, so the kernel does not answer a
+    /// client still sending with a reset that would destroy our final CLOSE in flight.
     pub(super) fn drop_conn(&mut self, id: ConnId) {
         let Some(conn) = self.conns.get_mut(id.0 as usize).and_then(Option::take) else {
             return;
@@ -233,8 +234,8 @@ impl<H: Hooks> NetServer<H> {
                 _ => break,
             }
         }
-        let socket = stream.socket();
-        let _ = socket.shutdown(Shutdown::Write);
-        let _ = self.poll.registry().deregister(socket);
+        let _ = stream.socket().shutdown(Shutdown::Write);
+        self.lingering
+            .keep(self.poll.registry(), stream.into_socket(), Instant::now());
     }
 }

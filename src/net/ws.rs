@@ -199,11 +199,11 @@ impl<H: Hooks> NetServer<H> {
                         .handle_text(&mut self.core, now, id, text.as_str());
                     total += text.len().max(MIN_MESSAGE_COST);
                 }
-                // tungstenite queues the pong itself; send it now. Pings and pongs are messages
-                // too: a flood of them is rate-limited (CLOSE 28) like any other.
+                // tungstenite queues the pong and writes it on its next read or flush; the
+                // connection is listed for this turn's flush in case the socket was full. Pings
+                // and pongs are messages too: a flood of them is rate-limited (CLOSE 28).
                 Ok(Message::Ping(_)) => {
-                    let _ = ws.flush();
-                    self.core.handle_ws_pong(now, id);
+                    self.core.handle_ws_ping(now, id);
                     self.core.handle_ignored(now, id, 1);
                     total += MIN_MESSAGE_COST;
                 }
