@@ -37,7 +37,9 @@
 //!   `Adapter::write_for_client` (or writes as they are, for native clients).
 //! - [`net`]: the mio shell: one thread, one poll, TCP and WebSocket listeners, UDP socket, waker
 //!   and signals; reads until `WouldBlock`, feeds the core, and flushes each connection once per
-//!   loop turn. `net::ws` runs tungstenite on the loop's non-blocking streams.
+//!   loop turn (UDP datagrams of every player in one `sendmmsg`, `net::mmsg`). `net::ws` runs
+//!   tungstenite on the loop's non-blocking streams; `net::linger` keeps a closed connection's
+//!   socket until its client closes too, so its last CLOSE is never lost to a reset.
 //! - [`script`]: the Lua host (one sandboxed state per session; see its module docs).
 //! - [`rtdata`]: typed payloads (GameSparks' RTData), shared by scripts and clients.
 //! - [`tls`]: rustls streams for the TLS listeners and the client, and the certificate store

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use moonrt::client::To;
+use moonrt::client::{Event, To};
 use moonrt::core::codec::{ClientMsg, Data, Intent, Target};
 use std::net::UdpSocket;
 use std::time::Duration;
@@ -74,4 +74,42 @@ fn forged_and_unbound_datagrams_get_no_answer_and_reach_no_one() {
     let stats = server.stop();
     assert_eq!(stats.udp_dropped_auth, 4);
     assert_eq!(stats.udp_dropped_malformed, 1);
+}
+
+#[test]
+fn a_broadcast_to_seven_players_leaves_in_one_send_syscall() {
+    let server = TestServer::start(config());
+    let mut players: Vec<_> = (0..8)
+        .map(|i| server.connect("batch", &format!("p{i}")))
+        .collect();
+    for p in players.iter_mut() {
+        p.bind_udp().unwrap();
+    }
+    // Everyone has seen everyone join before the broadcasts start.
+    for (i, p) in players.iter_mut().enumerate() {
+        for _ in i..7 {
+            p.wait_for(WAIT, |e| matches!(e, Event::PlayerJoined { .. }))
+                .unwrap();
+        }
+    }
+    for round in 0..10u8 {
+        players[0]
+            .send(To::AllOthers, 3, Intent::Unreliable, &[round])
+            .unwrap();
+        for p in players[1..].iter_mut() {
+            let d = next_delivery(p);
+            assert_eq!((d.payload[0], d.via_udp), (round, true));
+        }
+    }
+    drop(players);
+    let stats = server.stop();
+    // Eight UDP_BOUND answers, then ten rounds of seven datagrams.
+    assert_eq!(stats.udp_out, 8 + 70);
+    assert!(
+        stats.udp_send_calls <= 8 + 10,
+        "{} send syscalls for {} datagrams: each round's seven leave in one",
+        stats.udp_send_calls,
+        stats.udp_out
+    );
+    assert!(stats.udp_recv_calls >= 1 && stats.udp_recv_calls <= stats.udp_in);
 }

@@ -1508,6 +1508,12 @@ impl<H: Hooks> Server<H> {
         Some((conn.udp_addr?, conn.udp_out.datagrams()))
     }
 
+    /// The transport made `sends` syscalls that sent datagrams and `recvs` that received some.
+    pub fn count_udp_calls(&mut self, sends: u64, recvs: u64) {
+        self.stats.udp_send_calls += sends;
+        self.stats.udp_recv_calls += recvs;
+    }
+
     /// The transport sent the first `count` datagrams of [`Server::udp_pending`]; or, with
     /// `all_done`, gave up on the rest (unreliable traffic is not retried forever).
     pub fn udp_sent(&mut self, id: ConnId, count: usize, all_done: bool) {

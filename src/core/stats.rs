@@ -45,6 +45,10 @@ pub struct Stats {
     pub udp_in: u64,
     /// UDP datagrams sent (several small messages to one player may share one).
     pub udp_out: u64,
+    /// Syscalls that sent UDP datagrams (one `sendmmsg` sends many, to many players).
+    pub udp_send_calls: u64,
+    /// Syscalls that received UDP datagrams (one `recvmmsg` takes many).
+    pub udp_recv_calls: u64,
     /// UDP datagrams dropped: too short or undecodable.
     pub udp_dropped_malformed: u64,
     /// UDP datagrams dropped: unknown connection or wrong secret.

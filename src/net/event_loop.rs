@@ -36,6 +36,10 @@ pub(super) struct Scratch {
     pub(super) udp_carry: bool,
     /// A vendor client's message translated into native frames (`crate::profiles`).
     pub(super) translated: Vec<u8>,
+    /// Receive buffers for batched UDP reads.
+    pub(super) recv: super::mmsg::RecvBatch,
+    /// Per connection, its datagrams in this turn's batched UDP sends.
+    pub(super) udp_tally: Vec<super::udp::Tally>,
 }
 
 impl<H: Hooks> NetServer<H> {
@@ -49,6 +53,8 @@ impl<H: Hooks> NetServer<H> {
             closing: Vec::new(),
             udp_carry: false,
             translated: Vec::new(),
+            recv: Default::default(),
+            udp_tally: Vec::new(),
         };
         let mut stop_deadline: Option<Instant> = None;
         loop {
@@ -98,7 +104,7 @@ impl<H: Hooks> NetServer<H> {
                 self.read_conn(now, id, &mut s);
             }
             if s.udp_carry {
-                s.udp_carry = self.read_udp(now, &mut s.read);
+                s.udp_carry = self.read_udp(now, &mut s.recv);
             }
             if self.core.is_draining()
                 && self.core.session_count() == 0
@@ -207,14 +213,15 @@ impl<H: Hooks> NetServer<H> {
     }
 
     /// Writes each connection's pending output: one write per TCP connection (a second only to
-    /// see `WouldBlock` after a partial write), and its packed datagrams.
+    /// see `WouldBlock` after a partial write), then every connection's packed datagrams, many
+    /// per syscall.
     fn flush(&mut self, s: &mut Scratch) {
         self.core.take_dirty(&mut s.dirty);
         for i in 0..s.dirty.len() {
             let id = s.dirty[i];
             self.flush_tcp(id);
-            self.flush_udp(id);
         }
+        self.flush_udp(&s.dirty, &mut s.udp_tally);
     }
 
     /// Closes connections that finished flushing or ran out of time.
