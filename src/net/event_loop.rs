@@ -40,6 +40,8 @@ pub(super) struct Scratch {
     pub(super) recv: super::mmsg::RecvBatch,
     /// Per connection, its datagrams in this turn's batched UDP sends.
     pub(super) udp_tally: Vec<super::udp::Tally>,
+    /// The kernel's headers for batched UDP sends.
+    pub(super) send_headers: super::mmsg::SendHeaders,
 }
 
 impl<H: Hooks> NetServer<H> {
@@ -55,6 +57,7 @@ impl<H: Hooks> NetServer<H> {
             translated: Vec::new(),
             recv: Default::default(),
             udp_tally: Vec::new(),
+            send_headers: Default::default(),
         };
         let mut stop_deadline: Option<Instant> = None;
         loop {
@@ -221,7 +224,7 @@ impl<H: Hooks> NetServer<H> {
             let id = s.dirty[i];
             self.flush_tcp(id);
         }
-        self.flush_udp(&s.dirty, &mut s.udp_tally);
+        self.flush_udp(&s.dirty, &mut s.udp_tally, &mut s.send_headers);
     }
 
     /// Closes connections that finished flushing or ran out of time.

@@ -3,8 +3,8 @@
 //! `recv_from` per datagram elsewhere. The seam is the two functions [`send`] and [`recv`]; the
 //! loop (`udp.rs`) neither knows nor cares which one runs.
 //!
-//! Nothing here allocates per call: the send batch lives on the caller's stack, the receive
-//! buffers in a [`RecvBatch`] made once per loop.
+//! Nothing here allocates or clears memory per call: the kernel's headers live in a
+//! [`SendHeaders`] and a [`RecvBatch`] made once per loop.
 
 use mio::net::UdpSocket;
 use std::io;
@@ -23,12 +23,16 @@ const SLOT: usize = 65_536;
 /// refused one with `WouldBlock` (`batch.len()` if none did), and the syscalls it took. A
 /// datagram refused for any other reason (an unreachable address, say) is lost like one lost
 /// in flight and counts as gone.
-pub(super) fn send(socket: &UdpSocket, batch: &[(SocketAddr, &[u8])]) -> (usize, u64) {
+pub(super) fn send(
+    socket: &UdpSocket,
+    headers: &mut SendHeaders,
+    batch: &[(SocketAddr, &[u8])],
+) -> (usize, u64) {
     let mut done = 0;
     let mut calls = 0;
     while done < batch.len() {
         calls += 1;
-        match send_some(socket, &batch[done..]) {
+        match send_some(socket, headers, &batch[done..]) {
             Ok(n) => done += n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return (done, calls),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -41,38 +45,71 @@ pub(super) fn send(socket: &UdpSocket, batch: &[(SocketAddr, &[u8])]) -> (usize,
     (done, calls)
 }
 
+/// The kernel's view of a send batch, made once per loop: heap arrays, so their addresses hold
+/// however the owner moves, and nothing is cleared per call (each call sets what it uses).
+pub(super) struct SendHeaders {
+    #[cfg(target_os = "linux")]
+    names: Box<[socket2::SockAddr]>,
+    #[cfg(target_os = "linux")]
+    iovs: Box<[libc::iovec]>,
+    #[cfg(target_os = "linux")]
+    msgs: Box<[libc::mmsghdr]>,
+}
+
+impl Default for SendHeaders {
+    #[cfg(target_os = "linux")]
+    fn default() -> Self {
+        let unset = SocketAddr::from(([0, 0, 0, 0], 0));
+        SendHeaders {
+            names: (0..SEND_BATCH).map(|_| unset.into()).collect(),
+            iovs: (0..SEND_BATCH).map(|_| empty_iov()).collect(),
+            // SAFETY: mmsghdr is plain data; all-zero is valid (no name, no iov, no control).
+            msgs: (0..SEND_BATCH)
+                .map(|_| unsafe { std::mem::zeroed() })
+                .collect(),
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn default() -> Self {
+        SendHeaders {}
+    }
+}
+
 #[cfg(target_os = "linux")]
-fn send_some(socket: &UdpSocket, batch: &[(SocketAddr, &[u8])]) -> io::Result<usize> {
-    use std::os::fd::AsRawFd;
-    let n = batch.len().min(SEND_BATCH);
-    // Filled completely before `msgs` points into them, and not moved until the call returns.
-    let mut addrs: [Option<socket2::SockAddr>; SEND_BATCH] = [const { None }; SEND_BATCH];
-    let mut iovs = [libc::iovec {
+fn empty_iov() -> libc::iovec {
+    libc::iovec {
         iov_base: std::ptr::null_mut(),
         iov_len: 0,
-    }; SEND_BATCH];
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn send_some(
+    socket: &UdpSocket,
+    h: &mut SendHeaders,
+    batch: &[(SocketAddr, &[u8])],
+) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    let n = batch.len().min(SEND_BATCH);
     for (k, (addr, datagram)) in batch[..n].iter().enumerate() {
-        addrs[k] = Some(socket2::SockAddr::from(*addr));
-        iovs[k] = libc::iovec {
+        h.names[k] = socket2::SockAddr::from(*addr);
+        h.iovs[k] = libc::iovec {
             iov_base: datagram.as_ptr() as *mut libc::c_void,
             iov_len: datagram.len(),
         };
+        let msg = &mut h.msgs[k].msg_hdr;
+        msg.msg_name = h.names[k].as_ptr() as *mut libc::c_void;
+        msg.msg_namelen = h.names[k].len();
+        msg.msg_iov = &mut h.iovs[k];
+        msg.msg_iovlen = 1;
     }
-    // SAFETY: mmsghdr is plain data; all-zero is a valid value (no name, no iov, no control).
-    let mut msgs: [libc::mmsghdr; SEND_BATCH] = unsafe { std::mem::zeroed() };
-    for k in 0..n {
-        let addr = addrs[k].as_ref().expect("filled above");
-        msgs[k].msg_hdr.msg_name = addr.as_ptr() as *mut libc::c_void;
-        msgs[k].msg_hdr.msg_namelen = addr.len();
-        msgs[k].msg_hdr.msg_iov = &mut iovs[k];
-        msgs[k].msg_hdr.msg_iovlen = 1;
-    }
-    // SAFETY: `msgs[..n]` point into `addrs` and `iovs` (alive and unmoved until the call
+    // SAFETY: `msgs[..n]` point into `names` and `iovs` (heap arrays, alive until the call
     // returns) and into the caller's datagrams, which the kernel only reads.
     let sent = unsafe {
         libc::sendmmsg(
             socket.as_raw_fd(),
-            msgs.as_mut_ptr(),
+            h.msgs.as_mut_ptr(),
             n as libc::c_uint,
             libc::MSG_DONTWAIT,
         )
@@ -84,17 +121,30 @@ fn send_some(socket: &UdpSocket, batch: &[(SocketAddr, &[u8])]) -> io::Result<us
 }
 
 #[cfg(not(target_os = "linux"))]
-fn send_some(socket: &UdpSocket, batch: &[(SocketAddr, &[u8])]) -> io::Result<usize> {
+fn send_some(
+    socket: &UdpSocket,
+    _: &mut SendHeaders,
+    batch: &[(SocketAddr, &[u8])],
+) -> io::Result<usize> {
     let (addr, datagram) = batch[0];
     socket.send_to(datagram, addr).map(|_| 1)
 }
 
-/// Receive buffers for [`recv`], made once per loop.
+/// Receive buffers and headers for [`recv`], made once per loop (heap arrays, as in
+/// [`SendHeaders`]).
 pub(super) struct RecvBatch {
     /// [`RECV_BATCH`] slots of [`SLOT`] bytes.
     bufs: Vec<u8>,
+    /// Datagrams of the last [`recv`] kept (from an IP address).
+    kept: usize,
     lens: [usize; RECV_BATCH],
     froms: [SocketAddr; RECV_BATCH],
+    #[cfg(target_os = "linux")]
+    names: Box<[libc::sockaddr_storage]>,
+    #[cfg(target_os = "linux")]
+    iovs: Box<[libc::iovec]>,
+    #[cfg(target_os = "linux")]
+    msgs: Box<[libc::mmsghdr]>,
 }
 
 impl Default for RecvBatch {
@@ -102,13 +152,30 @@ impl Default for RecvBatch {
         RecvBatch {
             // Zeroed by the allocator's fresh pages: untouched slots cost no memory.
             bufs: vec![0; RECV_BATCH * SLOT],
+            kept: 0,
             lens: [0; RECV_BATCH],
             froms: [SocketAddr::from(([0, 0, 0, 0], 0)); RECV_BATCH],
+            // SAFETY (both): plain data; all-zero is valid.
+            #[cfg(target_os = "linux")]
+            names: (0..RECV_BATCH)
+                .map(|_| unsafe { std::mem::zeroed() })
+                .collect(),
+            #[cfg(target_os = "linux")]
+            iovs: (0..RECV_BATCH).map(|_| empty_iov()).collect(),
+            #[cfg(target_os = "linux")]
+            msgs: (0..RECV_BATCH)
+                .map(|_| unsafe { std::mem::zeroed() })
+                .collect(),
         }
     }
 }
 
 impl RecvBatch {
+    /// Datagrams of the last [`recv`].
+    pub(super) fn len(&self) -> usize {
+        self.kept
+    }
+
     /// Datagram `k` of the last [`recv`]: where it came from, and its bytes.
     pub(super) fn get(&self, k: usize) -> (SocketAddr, &[u8]) {
         let start = k * SLOT;
@@ -116,36 +183,32 @@ impl RecvBatch {
     }
 }
 
-/// Receives up to [`RECV_BATCH`] datagrams; `Err(WouldBlock)` when none is waiting.
+/// Takes up to [`RECV_BATCH`] datagrams off the socket and returns how many (fewer than
+/// [`RECV_BATCH`]: the socket had no more at that moment); `Err(WouldBlock)` when none is
+/// waiting. [`RecvBatch::len`] and [`RecvBatch::get`] give the ones from an IP address.
 #[cfg(target_os = "linux")]
-pub(super) fn recv(socket: &UdpSocket, batch: &mut RecvBatch) -> io::Result<usize> {
+pub(super) fn recv(socket: &UdpSocket, b: &mut RecvBatch) -> io::Result<usize> {
     use std::os::fd::AsRawFd;
-    // SAFETY: sockaddr_storage is plain data; all-zero is valid.
-    let mut names: [libc::sockaddr_storage; RECV_BATCH] = unsafe { std::mem::zeroed() };
-    let mut iovs = [libc::iovec {
-        iov_base: std::ptr::null_mut(),
-        iov_len: 0,
-    }; RECV_BATCH];
-    for (k, chunk) in batch.bufs.chunks_exact_mut(SLOT).enumerate() {
-        iovs[k] = libc::iovec {
-            iov_base: chunk.as_mut_ptr() as *mut libc::c_void,
+    let base = b.bufs.as_mut_ptr();
+    for k in 0..RECV_BATCH {
+        b.iovs[k] = libc::iovec {
+            // SAFETY: slot k lies inside `bufs` (RECV_BATCH * SLOT bytes).
+            iov_base: unsafe { base.add(k * SLOT) }.cast(),
             iov_len: SLOT,
         };
+        let msg = &mut b.msgs[k].msg_hdr;
+        msg.msg_name = (&mut b.names[k] as *mut libc::sockaddr_storage).cast();
+        msg.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as u32;
+        msg.msg_iov = &mut b.iovs[k];
+        msg.msg_iovlen = 1;
+        msg.msg_flags = 0;
     }
-    // SAFETY: as in `send_some`.
-    let mut msgs: [libc::mmsghdr; RECV_BATCH] = unsafe { std::mem::zeroed() };
-    for k in 0..RECV_BATCH {
-        msgs[k].msg_hdr.msg_name = (&mut names[k] as *mut libc::sockaddr_storage).cast();
-        msgs[k].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as u32;
-        msgs[k].msg_hdr.msg_iov = &mut iovs[k];
-        msgs[k].msg_hdr.msg_iovlen = 1;
-    }
-    // SAFETY: every pointer in `msgs` points into `names`, `iovs` or `batch.bufs`, all alive
-    // and unmoved until the call returns; each iov's length is its slot's.
+    // SAFETY: every pointer in `msgs` points into `names`, `iovs` or `bufs`, heap memory alive
+    // until the call returns; each iov's length is its slot's.
     let got = unsafe {
         libc::recvmmsg(
             socket.as_raw_fd(),
-            msgs.as_mut_ptr(),
+            b.msgs.as_mut_ptr(),
             RECV_BATCH as libc::c_uint,
             libc::MSG_DONTWAIT,
             std::ptr::null_mut(),
@@ -154,30 +217,29 @@ pub(super) fn recv(socket: &UdpSocket, batch: &mut RecvBatch) -> io::Result<usiz
     if got < 0 {
         return Err(io::Error::last_os_error());
     }
-    let got = got as usize;
     let mut kept = 0;
-    for k in 0..got {
+    for k in 0..got as usize {
+        let len = b.msgs[k].msg_len as usize;
         let mut storage = socket2::SockAddrStorage::zeroed();
         // SAFETY: sockaddr_storage is this platform's own type, and the kernel wrote a socket
         // address of `msg_namelen` bytes into `names[k]`.
         let from = unsafe {
-            *storage.view_as::<libc::sockaddr_storage>() = names[k];
-            socket2::SockAddr::new(storage, msgs[k].msg_hdr.msg_namelen)
+            *storage.view_as::<libc::sockaddr_storage>() = b.names[k];
+            socket2::SockAddr::new(storage, b.msgs[k].msg_hdr.msg_namelen)
         };
         let Some(from) = from.as_socket() else {
             continue;
         };
         // Datagrams are moved down over any skipped one so slots 0..kept are the kept ones.
         if kept != k {
-            batch
-                .bufs
-                .copy_within(k * SLOT..k * SLOT + msgs[k].msg_len as usize, kept * SLOT);
+            b.bufs.copy_within(k * SLOT..k * SLOT + len, kept * SLOT);
         }
-        batch.lens[kept] = msgs[k].msg_len as usize;
-        batch.froms[kept] = from;
+        b.lens[kept] = len;
+        b.froms[kept] = from;
         kept += 1;
     }
-    Ok(kept)
+    b.kept = kept;
+    Ok(got as usize)
 }
 
 /// Receives one datagram; `Err(WouldBlock)` when none is waiting.
@@ -186,6 +248,7 @@ pub(super) fn recv(socket: &UdpSocket, batch: &mut RecvBatch) -> io::Result<usiz
     let (n, from) = socket.recv_from(&mut batch.bufs[..SLOT])?;
     batch.lens[0] = n;
     batch.froms[0] = from;
+    batch.kept = 1;
     Ok(1)
 }
 
@@ -216,14 +279,14 @@ mod tests {
             batch.push((to, &DIGITS[k % 5..k % 5 + 1]));
         }
         batch.push((a_addr, &big));
-        let (sent, calls) = send(&server, &batch);
+        let (sent, calls) = send(&server, &mut SendHeaders::default(), &batch);
         assert_eq!(sent, 151, "more than one batch's worth leaves");
         assert_eq!(calls, 3, "64 datagrams per syscall");
         wait_readable();
         let mut got = RecvBatch::default();
         let mut at_a = Vec::new();
-        while let Ok(n) = recv(&a, &mut got) {
-            for k in 0..n {
+        while recv(&a, &mut got).is_ok() {
+            for k in 0..got.len() {
                 let (from, bytes) = got.get(k);
                 assert_eq!(from, server_addr);
                 at_a.push(bytes.to_vec());
@@ -236,8 +299,8 @@ mod tests {
             .collect();
         assert_eq!(at_a, expected, "order kept, the 60 KB datagram read whole");
         let mut at_b = 0;
-        while let Ok(n) = recv(&b, &mut got) {
-            at_b += n;
+        while recv(&b, &mut got).is_ok() {
+            at_b += got.len();
         }
         assert_eq!(at_b, 50);
     }
@@ -252,11 +315,11 @@ mod tests {
             (v6, &b"lost"[..]),
             (a_addr, &b"two"[..]),
         ];
-        assert_eq!(send(&server, &batch).0, 3);
+        assert_eq!(send(&server, &mut SendHeaders::default(), &batch).0, 3);
         wait_readable();
         let mut got = RecvBatch::default();
-        let n = recv(&a, &mut got).unwrap();
-        let received: Vec<&[u8]> = (0..n).map(|k| got.get(k).1).collect();
+        recv(&a, &mut got).unwrap();
+        let received: Vec<&[u8]> = (0..got.len()).map(|k| got.get(k).1).collect();
         assert_eq!(received, [&b"one"[..], &b"two"[..]]);
         assert_eq!(
             recv(&a, &mut got).unwrap_err().kind(),

@@ -2,7 +2,7 @@
 //! ones, both in batches (`mmsg.rs`: one `recvmmsg` or `sendmmsg` for many datagrams).
 
 use super::NetServer;
-use super::mmsg::{self, RecvBatch, SEND_BATCH};
+use super::mmsg::{self, RecvBatch, SEND_BATCH, SendHeaders};
 use crate::core::{ConnId, Hooks};
 use std::io;
 use std::net::SocketAddr;
@@ -19,7 +19,9 @@ pub(super) struct Tally {
 }
 
 impl<H: Hooks> NetServer<H> {
-    /// Receives datagrams until `WouldBlock` or the budget; returns true if some may remain.
+    /// Receives datagrams until the socket has no more or the budget is spent; returns true if
+    /// some may remain. A batch short of [`mmsg::RECV_BATCH`] emptied the socket, so no call is
+    /// spent to hear `WouldBlock` (a datagram arriving later raises a new readable event).
     pub(super) fn read_udp(&mut self, now: Instant, batch: &mut RecvBatch) -> bool {
         let mut read = 0;
         while read < UDP_BUDGET {
@@ -27,13 +29,16 @@ impl<H: Hooks> NetServer<H> {
                 return false;
             };
             match mmsg::recv(socket, batch) {
-                Ok(n) => {
+                Ok(taken) => {
                     self.core.count_udp_calls(0, 1);
-                    for k in 0..n {
+                    for k in 0..batch.len() {
                         let (from, datagram) = batch.get(k);
                         self.core.handle_udp_datagram(now, from, datagram);
                     }
-                    read += n.max(1);
+                    if taken < mmsg::RECV_BATCH {
+                        return false;
+                    }
+                    read += taken;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -49,7 +54,12 @@ impl<H: Hooks> NetServer<H> {
 
     /// Sends the waiting datagrams of every connection in `dirty`, [`SEND_BATCH`] per syscall
     /// whatever their receivers; once the socket is full, the rest wait for the next turn.
-    pub(super) fn flush_udp(&mut self, dirty: &[ConnId], tally: &mut Vec<Tally>) {
+    pub(super) fn flush_udp(
+        &mut self,
+        dirty: &[ConnId],
+        tally: &mut Vec<Tally>,
+        headers: &mut SendHeaders,
+    ) {
         let Some(socket) = self.udp.as_ref() else {
             return;
         };
@@ -80,13 +90,13 @@ impl<H: Hooks> NetServer<H> {
                 owner[n] = t;
                 n += 1;
                 if n == SEND_BATCH {
-                    blocked = send_counted(socket, &batch, &owner, tally, &mut calls) < n;
+                    blocked = send_counted(socket, headers, &batch, &owner, tally, &mut calls) < n;
                     n = 0;
                 }
             }
         }
         if n > 0 && !blocked {
-            send_counted(socket, &batch[..n], &owner, tally, &mut calls);
+            send_counted(socket, headers, &batch[..n], &owner, tally, &mut calls);
         }
         self.core.count_udp_calls(calls, 0);
         for t in tally.iter() {
@@ -100,12 +110,13 @@ impl<H: Hooks> NetServer<H> {
 /// syscalls into `calls`.
 fn send_counted(
     socket: &mio::net::UdpSocket,
+    headers: &mut SendHeaders,
     batch: &[(SocketAddr, &[u8])],
     owner: &[usize],
     tally: &mut [Tally],
     calls: &mut u64,
 ) -> usize {
-    let (sent, made) = mmsg::send(socket, batch);
+    let (sent, made) = mmsg::send(socket, headers, batch);
     *calls += made;
     for &t in &owner[..sent] {
         tally[t].sent += 1;
