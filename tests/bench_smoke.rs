@@ -26,6 +26,8 @@ fn every_benchmark_scenario_runs_and_writes_its_results() {
         "relay-udp",
         "relay-tcp",
         "lua-intercept",
+        "relay-coalesced",
+        "relay-ws",
         "idle-memory",
         "timers",
         "reload",

@@ -7,6 +7,7 @@
 //! reordering are counted per sender/receiver pair.
 
 use crate::floor::RawPlayer;
+use crate::ws::{NativeWsPlayer, SessionServerPlayer};
 use hdrhistogram::Histogram;
 use mio::{Events, Poll, Token};
 use moonrt::client::{Client, Connect, Event, To};
@@ -70,6 +71,10 @@ pub enum Wire {
     Moonrt(SocketAddr),
     /// The floor reflector's bare framing (see `floor.rs`).
     Floor(SocketAddr),
+    /// moonrt's native frames over WebSocket (`ws.rs`).
+    MoonrtWs(SocketAddr),
+    /// The npm `sessionserver` JSON protocol over WebSocket, served by moonrt or the package.
+    SessionServer(SocketAddr),
 }
 
 /// What one load run measured.
@@ -184,8 +189,18 @@ pub fn connect_players(wire: Wire, spec: &Spec, run: &str) -> (Vec<Box<dyn Playe
     let mut players: Vec<Box<dyn Player>> = Vec::with_capacity(spec.players());
     let mut failed = 0;
     for s in 0..spec.sessions {
+        // sessionserver sessions have server-chosen ids: the first player creates, the rest join.
+        let mut session_id = None;
         for i in 0..spec.players_per_session {
             let result: Result<Box<dyn Player>, String> = match wire {
+                Wire::MoonrtWs(addr) => NativeWsPlayer::connect(addr, &format!("{run}-{s}"))
+                    .map(|p| Box::new(p) as Box<dyn Player>),
+                Wire::SessionServer(addr) => {
+                    SessionServerPlayer::connect(addr, session_id).map(|(p, id)| {
+                        session_id = Some(id);
+                        Box::new(p) as Box<dyn Player>
+                    })
+                }
                 Wire::Moonrt(addr) => MoonPlayer::connect(addr, &format!("{run}-{s}"), udp)
                     .map(|p| Box::new(p) as Box<dyn Player>),
                 Wire::Floor(addr) => {

@@ -8,7 +8,9 @@
 //! - `main.rs`: the command line and the scenarios;
 //! - `load.rs`: players, workers, the measurement (latency histogram, loss, reordering);
 //! - `floor.rs`: the floor reflector and its client;
-//! - `procstat.rs`: /proc readings and the child processes;
+//! - `ws.rs`: WebSocket players (moonrt's native frames, the npm sessionserver JSON protocol);
+//! - `procstat.rs`: /proc readings and the child processes (moonrt, the reflector, and the npm
+//!   `sessionserver` package, installed with npm into a temp folder for `relay-ws`);
 //! - `report.rs`: tables and JSON.
 
 mod containment;
@@ -17,6 +19,7 @@ mod load;
 mod procstat;
 mod report;
 mod scenarios;
+mod ws;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -49,6 +52,10 @@ enum Cmd {
     /// relay-udp with coalesced sending (50 ms, the load's tick) vs every-turn sending and the
     /// batched floor; a step holds with p99 up to 10 ms plus the interval.
     RelayCoalesced,
+    /// 8-player sessions, 20 Hz, 64-byte broadcasts over WebSocket: moonrt's native frames
+    /// (coalesced at 50 ms and every turn), moonrt's sessionserver profile and the npm
+    /// `sessionserver` package itself (installed by the bench into a temp folder).
+    RelayWs,
     /// 10,000 idle connections in 1,250 sessions: resident bytes per connection and session.
     IdleMemory,
     /// 1,000 sessions each with a 50 ms `rt.set_interval`: timer lateness.
@@ -96,6 +103,7 @@ fn main() {
         Cmd::RelayTcp => bench.relay(&full, true),
         Cmd::LuaIntercept => bench.lua_intercept(&full),
         Cmd::RelayCoalesced => bench.relay_coalesced(&full),
+        Cmd::RelayWs => bench.relay_ws(&full),
         Cmd::IdleMemory => bench.idle_memory(&full),
         Cmd::Timers => bench.timers(&full),
         Cmd::Reload => bench.reload(&full),

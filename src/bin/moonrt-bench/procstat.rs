@@ -188,6 +188,69 @@ pub fn spawn_reflector(port: u16, batched: bool) -> Process {
     process
 }
 
+/// The npm package `sessionserver` 0.2.5, fetched into `dir` the way
+/// `tests/fixtures/sessionserver/record_reference.sh` does: its own dependency list names an
+/// `http` package that no longer resolves, and it needs only `ws`. Returns the file to
+/// `require`, or why it could not be installed (no node, npm or network).
+pub fn install_sessionserver(dir: &Path) -> Result<PathBuf, String> {
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let run = |program: &str, args: &[&str]| -> Result<(), String> {
+        let out = Command::new(program)
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("{program}: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{program} {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    };
+    run("npm", &["pack", "--silent", "sessionserver@0.2.5"])?;
+    run("tar", &["xzf", "sessionserver-0.2.5.tgz"])?;
+    run("npm", &["init", "-y"])?;
+    run(
+        "npm",
+        &["install", "--silent", "--no-audit", "--no-fund", "ws@7.4.2"],
+    )?;
+    std::fs::write(
+        dir.join("serve.js"),
+        "// Quiet: the package logs every message it sends, which would be most of its CPU.
+         for (const n of ['log', 'error', 'warn', 'group', 'groupEnd']) console[n] = () => {};
+         const { SessionServer } = require(process.argv[2]);
+         SessionServer.Create(Number(process.argv[3]));
+",
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(dir.join("package/build/SessionServer.js"))
+}
+
+/// Starts the installed `sessionserver` package on `port` with node.
+pub fn spawn_sessionserver(dir: &Path, module: &Path, port: u16) -> Process {
+    let child = Command::new("node")
+        .arg(dir.join("serve.js"))
+        .arg(module)
+        .arg(port.to_string())
+        .env("NODE_PATH", dir.join("node_modules"))
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("node starts (it installed the package)");
+    let mut process = Process {
+        child,
+        name: "npm sessionserver".into(),
+    };
+    wait_listening(&mut process, port);
+    process
+}
+
 fn wait_listening(process: &mut Process, port: u16) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {

@@ -84,6 +84,14 @@ enum System {
     Floor {
         batched: bool,
     },
+    /// moonrt's native frames over WebSocket, every turn (0) or every `coalesce_ms`.
+    MoonrtWs {
+        coalesce_ms: u64,
+    },
+    /// moonrt serving the npm sessionserver JSON protocol.
+    MoonrtSessionServer,
+    /// The npm `sessionserver` package itself, on node.
+    NpmSessionServer,
 }
 
 impl System {
@@ -104,6 +112,18 @@ impl System {
             System::Moonrt { .. } => "moonrt (other settings)",
             System::Floor { batched: false } => "floor (naive)",
             System::Floor { batched: true } => "floor (batched)",
+            System::MoonrtWs { coalesce_ms: 0 } => "moonrt WebSocket",
+            System::MoonrtWs { .. } => "moonrt WebSocket (coalesced, 50 ms)",
+            System::MoonrtSessionServer => "moonrt (sessionserver JSON)",
+            System::NpmSessionServer => "npm sessionserver 0.2.5",
+        }
+    }
+
+    /// The interval coalescing may hold a message, on top of the latency rule.
+    fn hold_ms(self) -> u64 {
+        match self {
+            System::Moonrt { coalesce_ms, .. } | System::MoonrtWs { coalesce_ms } => coalesce_ms,
+            _ => 0,
         }
     }
 }
@@ -120,7 +140,8 @@ struct Step {
 /// Options of `moonrt-bench run`.
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
-    /// moonrt, floor-naive or floor-batched.
+    /// moonrt, floor-naive, floor-batched, moonrt-ws, moonrt-sessionserver or
+    /// npm-sessionserver (the last three over WebSocket).
     #[arg(long, default_value = "moonrt")]
     target: String,
     /// A server already running (moonrt or a reflector); default: start one.
@@ -216,8 +237,51 @@ watch = {watch}
 
     /// Starts a system on a free port.
     fn start(&self, system: System) -> (Process, Wire) {
+        self.try_start(system)
+            .unwrap_or_else(|e| panic!("{}: {e}", system.label()))
+    }
+
+    /// Starts a system on a free port, or says why it cannot run here.
+    fn try_start(&self, system: System) -> Result<(Process, Wire), String> {
         let port = procstat::free_port();
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        Ok(match system {
+            System::MoonrtWs { coalesce_ms } => {
+                let ws_port = procstat::free_port();
+                let config = self
+                    .config(port, "", false)
+                    .replace(
+                        "ws_listen = \"\"",
+                        &format!("ws_listen = \"127.0.0.1:{ws_port}\""),
+                    )
+                    .replace(
+                        "[sessions]\n",
+                        &format!("[sessions]\nsend_interval_ms = {coalesce_ms}\n"),
+                    );
+                let p = procstat::spawn_server(&self.server_bin, &self.tmp.0, &config, port);
+                (p, Wire::MoonrtWs(([127, 0, 0, 1], ws_port).into()))
+            }
+            System::MoonrtSessionServer => {
+                let ws_port = procstat::free_port();
+                let config = self.config(port, "", false).replace(
+                    "ws_listen = \"\"",
+                    &format!("ws_listen = \"127.0.0.1:{ws_port}\""),
+                );
+                let p = procstat::spawn_server(&self.server_bin, &self.tmp.0, &config, port);
+                (p, Wire::SessionServer(([127, 0, 0, 1], ws_port).into()))
+            }
+            System::NpmSessionServer => {
+                let dir = self.tmp.0.join("sessionserver");
+                let module = procstat::install_sessionserver(&dir)
+                    .map_err(|e| format!("could not install the npm package: {e}"))?;
+                let p = procstat::spawn_sessionserver(&dir, &module, port);
+                (p, Wire::SessionServer(addr))
+            }
+            _ => return Ok(self.start_native(system, port, addr)),
+        })
+    }
+
+    fn start_native(&self, system: System, port: u16, addr: SocketAddr) -> (Process, Wire) {
         match system {
             System::Moonrt { lua, coalesce_ms } => {
                 let script = if lua {
@@ -239,6 +303,7 @@ watch = {watch}
             System::Floor { batched } => {
                 (procstat::spawn_reflector(port, batched), Wire::Floor(addr))
             }
+            other => unreachable!("{} is started by try_start", other.label()),
         }
     }
 
@@ -282,7 +347,14 @@ watch = {watch}
 
     /// Ramps `system` through `scale.ramp` players until a step fails.
     fn ramp(&self, system: System, intent: &str, scale: &Scale) -> Vec<Step> {
-        let (process, wire) = self.start(system);
+        let (process, wire) = match self.try_start(system) {
+            Ok(started) => started,
+            Err(e) => {
+                eprintln!("  {}: not run: {e}", system.label());
+                println!("\n{} was not run: {e}", system.label());
+                return Vec::new();
+            }
+        };
         let mut steps = Vec::new();
         for &players in &scale.ramp {
             let spec = Spec {
@@ -298,11 +370,7 @@ watch = {watch}
             };
             let outcome = self.measure(&process, wire, &spec, system.label());
             // Coalesced sending holds messages up to one interval by design.
-            let allowed = MAX_P99_US
-                + match system {
-                    System::Moonrt { coalesce_ms, .. } => coalesce_ms * 1000,
-                    System::Floor { .. } => 0,
-                };
+            let allowed = MAX_P99_US + system.hold_ms() * 1000;
             let held = outcome.p99_us <= allowed
                 && outcome.loss <= MAX_LOSS
                 && outcome.failed_joins == 0
@@ -386,7 +454,13 @@ watch = {watch}
                 .max()
                 .unwrap_or(0)
         };
-        // CPU per delivery compared at the largest load every system held.
+        // CPU per delivery compared at the largest load every system that ran held.
+        let ran: Vec<System> = systems
+            .iter()
+            .copied()
+            .filter(|s| steps.iter().any(|step| step.system == s.label()))
+            .collect();
+        let systems = &ran[..];
         let common = systems.iter().map(|s| held(s.label())).min().unwrap_or(0);
         let cpu_at = |label: &str| {
             steps
@@ -394,7 +468,9 @@ watch = {watch}
                 .find(|s| s.system == label && s.outcome.players == common)
                 .map_or(f64::NAN, |s| s.outcome.server_us_per_delivery)
         };
-        let base = systems[0].label();
+        let Some(base) = systems.first().map(|s| s.label()) else {
+            return false;
+        };
         let summary: Vec<Vec<String>> = systems
             .iter()
             .map(|s| {
@@ -470,6 +546,20 @@ watch = {watch}
             System::Floor { batched: true },
         ];
         self.ramps("relay-coalesced", &systems, "unreliable", scale)
+    }
+
+    /// The relay load over WebSocket: moonrt's native frames coalesced and every turn, moonrt's
+    /// sessionserver profile, and the npm `sessionserver` package (if it can be installed).
+    pub fn relay_ws(&self, scale: &Scale) -> bool {
+        let systems = [
+            System::MoonrtWs {
+                coalesce_ms: COALESCE_MS,
+            },
+            System::MoonrtWs { coalesce_ms: 0 },
+            System::MoonrtSessionServer,
+            System::NpmSessionServer,
+        ];
+        self.ramps("relay-ws", &systems, "reliable", scale)
     }
 
     pub fn lua_intercept(&self, scale: &Scale) -> bool {
@@ -796,6 +886,7 @@ watch = {watch}
             ("relay-tcp", self.relay(scale, true)),
             ("lua-intercept", self.lua_intercept(scale)),
             ("relay-coalesced", self.relay_coalesced(scale)),
+            ("relay-ws", self.relay_ws(scale)),
             ("idle-memory", self.idle_memory(scale)),
             ("timers", self.timers(scale)),
             ("reload", self.reload(scale)),
@@ -822,8 +913,14 @@ watch = {watch}
             },
             "floor-naive" => System::Floor { batched: false },
             "floor-batched" => System::Floor { batched: true },
+            "moonrt-ws" => System::MoonrtWs { coalesce_ms: 0 },
+            "moonrt-sessionserver" => System::MoonrtSessionServer,
+            "npm-sessionserver" => System::NpmSessionServer,
             other => {
-                eprintln!("unknown --target {other}: moonrt, floor-naive or floor-batched");
+                eprintln!(
+                    "unknown --target {other}: moonrt, floor-naive, floor-batched, moonrt-ws, \
+                     moonrt-sessionserver or npm-sessionserver"
+                );
                 return false;
             }
         };
@@ -842,6 +939,8 @@ watch = {watch}
             let wire = match system {
                 System::Moonrt { .. } => Wire::Moonrt(addr),
                 System::Floor { .. } => Wire::Floor(addr),
+                System::MoonrtWs { .. } => Wire::MoonrtWs(addr),
+                System::MoonrtSessionServer | System::NpmSessionServer => Wire::SessionServer(addr),
             };
             let (players, failed) = load::connect_players(wire, &spec, "run");
             let mut o = load::run(players, &spec, Arc::new(Live::default()));
