@@ -7,7 +7,7 @@
 //! reordering are counted per sender/receiver pair.
 
 use crate::floor::RawPlayer;
-use crate::ws::{NativeWsPlayer, SessionServerPlayer};
+use crate::ws::{ColyseusPlayer, NativeWsPlayer, SessionServerPlayer};
 use hdrhistogram::Histogram;
 use mio::{Events, Poll, Token};
 use moonrt::client::{Client, Connect, Event, To};
@@ -75,6 +75,8 @@ pub enum Wire {
     MoonrtWs(SocketAddr),
     /// The npm `sessionserver` JSON protocol over WebSocket, served by moonrt or the package.
     SessionServer(SocketAddr),
+    /// Colyseus 0.16's room protocol (matchmaking over HTTP, then WebSocket).
+    Colyseus(SocketAddr),
 }
 
 /// What one load run measured.
@@ -194,6 +196,8 @@ pub fn connect_players(wire: Wire, spec: &Spec, run: &str) -> (Vec<Box<dyn Playe
         for i in 0..spec.players_per_session {
             let result: Result<Box<dyn Player>, String> = match wire {
                 Wire::MoonrtWs(addr) => NativeWsPlayer::connect(addr, &format!("{run}-{s}"))
+                    .map(|p| Box::new(p) as Box<dyn Player>),
+                Wire::Colyseus(addr) => ColyseusPlayer::connect(addr, &format!("{run}-{s}"))
                     .map(|p| Box::new(p) as Box<dyn Player>),
                 Wire::SessionServer(addr) => {
                     SessionServerPlayer::connect(addr, session_id).map(|(p, id)| {

@@ -230,6 +230,69 @@ pub fn install_sessionserver(dir: &Path) -> Result<PathBuf, String> {
     Ok(dir.join("package/build/SessionServer.js"))
 }
 
+/// Colyseus 0.16 (`@colyseus/core` and `@colyseus/ws-transport`), fetched into `dir`, and a
+/// server with one room type, `relay`: up to 8 clients, filtered by the client's `session`
+/// option, relaying every raw-bytes message of type 7 to the other clients unchanged.
+pub fn install_colyseus(dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let out = Command::new("npm")
+        .args([
+            "install",
+            "--silent",
+            "--no-audit",
+            "--no-fund",
+            "--no-save",
+            "@colyseus/core@0.16",
+            "@colyseus/ws-transport@0.16",
+        ])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("npm: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "npm install @colyseus/core@0.16: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    std::fs::write(
+        dir.join("serve.js"),
+        "for (const n of ['log', 'info', 'warn', 'error']) console[n] = () => {};\n\
+         const { Server, Room } = require('@colyseus/core');\n\
+         const { WebSocketTransport } = require('@colyseus/ws-transport');\n\
+         class Relay extends Room {\n\
+           onCreate() {\n\
+             this.maxClients = 8;\n\
+             this.onMessage(7, (client, bytes) => this.broadcast(7, bytes, { except: client }));\n\
+           }\n\
+         }\n\
+         const server = new Server({ transport: new WebSocketTransport(), greet: false });\n\
+         server.define('relay', Relay).filterBy(['session']);\n\
+         server.listen(Number(process.argv[2]));\n",
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// Starts the installed Colyseus relay server on `port` with node.
+pub fn spawn_colyseus(dir: &Path, port: u16) -> Process {
+    let child = Command::new("node")
+        .arg(dir.join("serve.js"))
+        .arg(port.to_string())
+        .env("NODE_ENV", "production")
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("node starts (it installed Colyseus)");
+    let mut process = Process {
+        child,
+        name: "Colyseus 0.16".into(),
+    };
+    wait_listening(&mut process, port);
+    process
+}
+
 /// Starts the installed `sessionserver` package on `port` with node.
 pub fn spawn_sessionserver(dir: &Path, module: &Path, port: u16) -> Process {
     let child = Command::new("node")

@@ -92,6 +92,8 @@ enum System {
     MoonrtSessionServer,
     /// The npm `sessionserver` package itself, on node.
     NpmSessionServer,
+    /// Colyseus 0.16 on node, a raw-bytes broadcast room.
+    Colyseus,
 }
 
 impl System {
@@ -116,6 +118,7 @@ impl System {
             System::MoonrtWs { .. } => "moonrt WebSocket (coalesced, 50 ms)",
             System::MoonrtSessionServer => "moonrt (sessionserver JSON)",
             System::NpmSessionServer => "npm sessionserver 0.2.5",
+            System::Colyseus => "Colyseus 0.16",
         }
     }
 
@@ -140,8 +143,8 @@ struct Step {
 /// Options of `moonrt-bench run`.
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
-    /// moonrt, floor-naive, floor-batched, moonrt-ws, moonrt-sessionserver or
-    /// npm-sessionserver (the last three over WebSocket).
+    /// moonrt, floor-naive, floor-batched, moonrt-ws, moonrt-sessionserver, npm-sessionserver
+    /// or colyseus (the last four over WebSocket).
     #[arg(long, default_value = "moonrt")]
     target: String,
     /// A server already running (moonrt or a reflector); default: start one.
@@ -269,6 +272,12 @@ watch = {watch}
                 );
                 let p = procstat::spawn_server(&self.server_bin, &self.tmp.0, &config, port);
                 (p, Wire::SessionServer(([127, 0, 0, 1], ws_port).into()))
+            }
+            System::Colyseus => {
+                let dir = self.tmp.0.join("colyseus");
+                procstat::install_colyseus(&dir)
+                    .map_err(|e| format!("could not install Colyseus: {e}"))?;
+                (procstat::spawn_colyseus(&dir, port), Wire::Colyseus(addr))
             }
             System::NpmSessionServer => {
                 let dir = self.tmp.0.join("sessionserver");
@@ -558,6 +567,7 @@ watch = {watch}
             System::MoonrtWs { coalesce_ms: 0 },
             System::MoonrtSessionServer,
             System::NpmSessionServer,
+            System::Colyseus,
         ];
         self.ramps("relay-ws", &systems, "reliable", scale)
     }
@@ -916,10 +926,11 @@ watch = {watch}
             "moonrt-ws" => System::MoonrtWs { coalesce_ms: 0 },
             "moonrt-sessionserver" => System::MoonrtSessionServer,
             "npm-sessionserver" => System::NpmSessionServer,
+            "colyseus" => System::Colyseus,
             other => {
                 eprintln!(
                     "unknown --target {other}: moonrt, floor-naive, floor-batched, moonrt-ws, \
-                     moonrt-sessionserver or npm-sessionserver"
+                     moonrt-sessionserver, npm-sessionserver or colyseus"
                 );
                 return false;
             }
@@ -941,6 +952,7 @@ watch = {watch}
                 System::Floor { .. } => Wire::Floor(addr),
                 System::MoonrtWs { .. } => Wire::MoonrtWs(addr),
                 System::MoonrtSessionServer | System::NpmSessionServer => Wire::SessionServer(addr),
+                System::Colyseus => Wire::Colyseus(addr),
             };
             let (players, failed) = load::connect_players(wire, &spec, "run");
             let mut o = load::run(players, &spec, Arc::new(Live::default()));

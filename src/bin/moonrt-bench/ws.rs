@@ -1,6 +1,7 @@
 //! WebSocket players for the `relay-ws` scenario: native frames in binary messages (moonrt's
-//! WebSocket port), and the npm `sessionserver` package's JSON protocol (text messages), which
-//! both moonrt and the package itself serve.
+//! WebSocket port), the npm `sessionserver` package's JSON protocol (text messages), which both
+//! moonrt and the package itself serve, and Colyseus 0.16's room protocol (matchmaking over
+//! HTTP, then raw-bytes room messages).
 //!
 //! Each player connects and joins with blocking calls, then switches its socket to non-blocking
 //! and is driven by the generator's `mio::Poll` like the other players: one WebSocket message
@@ -22,12 +23,17 @@ type Ws = WebSocket<TcpStream>;
 
 /// Opens a WebSocket to `addr` (blocking, with a read timeout for the join that follows).
 fn open(addr: SocketAddr) -> Result<Ws, String> {
+    open_path(addr, "/")
+}
+
+/// [`open`] with a request path (and query).
+fn open_path(addr: SocketAddr, path: &str) -> Result<Ws, String> {
     let stream = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .map_err(|e| e.to_string())?;
-    let (ws, _) = tungstenite::client(format!("ws://{addr}/"), stream)
+    let (ws, _) = tungstenite::client(format!("ws://{addr}{path}"), stream)
         .map_err(|e| format!("WebSocket upgrade to {addr}: {e}"))?;
     Ok(ws)
 }
@@ -314,6 +320,120 @@ impl Player for SessionServerPlayer {
                 decoded.push(digit(pair[0]) << 4 | digit(pair[1]));
             }
             on(decoded);
+            Ok(())
+        })
+    }
+}
+
+/// Colyseus's message codes (`@colyseus/core` `Protocol`): the join handshake and raw-bytes room
+/// messages.
+const COLYSEUS_JOIN_ROOM: u8 = 10;
+const COLYSEUS_ROOM_DATA_BYTES: u8 = 17;
+/// The room message type the bench room relays (a positive fixint in Colyseus's encoding).
+const COLYSEUS_TYPE: u8 = 7;
+
+/// A Colyseus 0.16 client of the bench's relay room: `POST /matchmake/joinOrCreate/relay` with
+/// the session's tag (the room filters on it, so each generator session is one room), then the
+/// WebSocket at `/{processId}/{roomId}?sessionId=...`; the server's JOIN_ROOM is acknowledged
+/// with JOIN_ROOM. Each payload is one ROOM_DATA_BYTES message (`[17, 7, payload...]`), and the
+/// room broadcasts it to the others unchanged.
+pub struct ColyseusPlayer {
+    ws: Ws,
+    /// Messages queued since the last flush (Colyseus reads one message per WebSocket message).
+    out: Vec<Vec<u8>>,
+    waiting: bool,
+}
+
+impl ColyseusPlayer {
+    pub fn connect(addr: SocketAddr, session: &str) -> Result<ColyseusPlayer, String> {
+        #[derive(serde::Deserialize)]
+        struct Room {
+            #[serde(rename = "roomId")]
+            room_id: String,
+            #[serde(rename = "processId")]
+            process_id: String,
+        }
+        #[derive(serde::Deserialize)]
+        struct Reservation {
+            room: Room,
+            #[serde(rename = "sessionId")]
+            session_id: String,
+        }
+        let body = serde_json::json!({ "session": session }).to_string();
+        let text = ureq::post(format!("http://{addr}/matchmake/joinOrCreate/relay"))
+            .header("Content-Type", "application/json")
+            .send(body)
+            .map_err(|e| format!("matchmake: {e}"))?
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| format!("matchmake answer: {e}"))?;
+        let seat: Reservation =
+            serde_json::from_str(&text).map_err(|e| format!("matchmake answer {text}: {e}"))?;
+        let mut ws = open_path(
+            addr,
+            &format!(
+                "/{}/{}?sessionId={}",
+                seat.room.process_id, seat.room.room_id, seat.session_id
+            ),
+        )?;
+        loop {
+            match ws
+                .read()
+                .map_err(|e| format!("waiting for JOIN_ROOM: {e}"))?
+            {
+                Message::Binary(b) if b.first() == Some(&COLYSEUS_JOIN_ROOM) => break,
+                _ => {}
+            }
+        }
+        ws.send(Message::binary(vec![COLYSEUS_JOIN_ROOM]))
+            .map_err(|e| format!("JOIN_ROOM: {e}"))?;
+        Ok(ColyseusPlayer {
+            ws,
+            out: Vec::new(),
+            waiting: false,
+        })
+    }
+}
+
+impl Player for ColyseusPlayer {
+    fn attach(&mut self, registry: &mio::Registry, token: Token) -> io::Result<()> {
+        attach(&mut self.ws, registry, token)
+    }
+
+    fn queue(&mut self, _dest: Dest, _intent: Intent, payload: &[u8]) {
+        let mut m = Vec::with_capacity(payload.len() + 2);
+        m.extend_from_slice(&[COLYSEUS_ROOM_DATA_BYTES, COLYSEUS_TYPE]);
+        m.extend_from_slice(payload);
+        self.out.push(m);
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let mut queued = std::mem::take(&mut self.out).into_iter();
+        let last = queued.next_back();
+        for m in queued {
+            match self.ws.write(Message::binary(m)) {
+                Ok(()) => {}
+                Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(io::Error::other(e.to_string())),
+            }
+        }
+        self.waiting = send(&mut self.ws, last.map(Message::binary))?;
+        Ok(())
+    }
+
+    fn unflushed(&self) -> bool {
+        self.waiting
+    }
+
+    fn receive(&mut self, on: &mut dyn FnMut(&[u8])) -> io::Result<()> {
+        read_all(&mut self.ws, |m| {
+            if let Message::Binary(b) = m
+                && b.len() >= 2
+                && b[0] == COLYSEUS_ROOM_DATA_BYTES
+                && b[1] == COLYSEUS_TYPE
+            {
+                on(&b[2..]);
+            }
             Ok(())
         })
     }
