@@ -53,8 +53,8 @@ enum Cmd {
     /// batched floor; a step holds with p99 up to 10 ms plus the interval.
     RelayCoalesced,
     /// 8-player sessions, 20 Hz, 64-byte broadcasts over WebSocket: moonrt's native frames
-    /// (coalesced at 50 ms and every turn), moonrt's sessionserver profile and the npm
-    /// `sessionserver` package itself (installed by the bench into a temp folder).
+    /// (coalesced at 50 ms and every turn), moonrt's sessionserver profile, the npm
+    /// `sessionserver` package and Colyseus 0.16 (both installed by the bench into a temp folder).
     RelayWs,
     /// 10,000 idle connections in 1,250 sessions: resident bytes per connection and session.
     IdleMemory,
