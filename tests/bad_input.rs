@@ -17,20 +17,25 @@ fn raw(server: &TestServer) -> TcpStream {
     s
 }
 
-fn raw_joined(server: &TestServer, room: &str) -> TcpStream {
-    let mut s = raw(server);
+/// A HELLO that joins (or creates) `room` as `name`.
+fn hello(room: &str, name: &str) -> Vec<u8> {
     let mut hello = Vec::new();
     ClientMsg::Hello(Hello {
         version: 1,
         mode: JoinMode::JoinOrCreate(room),
         token: "",
         player_id: "",
-        player_name: "raw",
+        player_name: name,
         payload: b"",
         stray_field: None,
     })
     .encode(&mut hello);
-    s.write_all(&hello).unwrap();
+    hello
+}
+
+fn raw_joined(server: &TestServer, room: &str) -> TcpStream {
+    let mut s = raw(server);
+    s.write_all(&hello(room, "raw")).unwrap();
     s
 }
 
@@ -235,18 +240,7 @@ fn a_client_still_sending_when_closed_reads_the_close_frame_not_a_reset() {
     socket.connect(&server.addr.into()).unwrap();
     let mut s: TcpStream = socket.into();
     s.set_read_timeout(Some(WAIT)).unwrap();
-    let mut hello = Vec::new();
-    ClientMsg::Hello(Hello {
-        version: 1,
-        mode: JoinMode::JoinOrCreate("room"),
-        token: "",
-        player_id: "",
-        player_name: "busy",
-        payload: b"",
-        stray_field: None,
-    })
-    .encode(&mut hello);
-    s.write_all(&hello).unwrap();
+    s.write_all(&hello("room", "busy")).unwrap();
     a.wait_for(WAIT, |e| matches!(e, Event::PlayerJoined { .. }))
         .expect("the busy client joins");
     for _ in 0..6 {

@@ -14,6 +14,9 @@ use std::net::SocketAddr;
 pub(super) const SEND_BATCH: usize = 64;
 /// Datagrams taken by one `recvmmsg`.
 pub(super) const RECV_BATCH: usize = 32;
+/// Whether [`recv`] takes a batch (Linux); elsewhere it takes one datagram per call, so a
+/// short batch says nothing about what is left on the socket.
+pub(super) const BATCHED: bool = cfg!(target_os = "linux");
 /// Room for one received datagram: the UDP maximum, so every datagram is read whole
 /// (PROTOCOL.md section 5). Pages a datagram does not reach are never touched, so the memory
 /// actually used is about one page per slot for game-sized datagrams.
@@ -33,6 +36,8 @@ pub(super) fn send(
     while done < batch.len() {
         calls += 1;
         match send_some(socket, headers, &batch[done..]) {
+            // Nothing taken and no error: treat it as a full socket rather than spin.
+            Ok(0) => return (done, calls),
             Ok(n) => done += n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return (done, calls),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

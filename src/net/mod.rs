@@ -6,9 +6,11 @@
 //! Files: `event_loop.rs` is one loop turn (poll, read, timers, flush, close); `tcp.rs` accepts,
 //! reads and writes connections; `ws.rs` does the same for WebSocket connections (tungstenite
 //! over the same non-blocking stream; the core cannot tell them apart); `udp.rs` receives and
-//! sends datagrams, many per syscall through `mmsg.rs` (`sendmmsg`/`recvmmsg`); `linger.rs` keeps a closed connection's socket until its client closes too,
-//! so a reset never destroys the CLOSE frame that says why. Each listener (TCP, WebSocket, TLS, `wss://`) hands its connections a
-//! [`crate::tls::Stream`], plain or TLS, so everything past the accept is the same code.
+//! sends datagrams, many per syscall through `mmsg.rs` (`sendmmsg`/`recvmmsg`); `linger.rs`
+//! keeps a closed connection's socket until its client closes too, so a reset never destroys
+//! the CLOSE frame that says why. Each listener (TCP, WebSocket, TLS, `wss://`) hands its
+//! connections a [`crate::tls::Stream`], plain or TLS, so everything past the accept is the
+//! same code.
 
 mod admin;
 mod event_loop;

@@ -35,7 +35,7 @@ impl<H: Hooks> NetServer<H> {
                         let (from, datagram) = batch.get(k);
                         self.core.handle_udp_datagram(now, from, datagram);
                     }
-                    if taken < mmsg::RECV_BATCH {
+                    if mmsg::BATCHED && taken < mmsg::RECV_BATCH {
                         return false;
                     }
                     read += taken;

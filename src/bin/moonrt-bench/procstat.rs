@@ -188,46 +188,86 @@ pub fn spawn_reflector(port: u16, batched: bool) -> Process {
     process
 }
 
+/// Runs `program args` in `dir` to completion; its error output says why it failed.
+fn run_in(dir: &Path, program: &str, args: &[&str]) -> Result<(), String> {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("{program}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{program} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// Starts `node dir/serve.js args...` with `env` set, and waits until it listens on `port`.
+fn spawn_node(
+    dir: &Path,
+    args: &[&std::ffi::OsStr],
+    env: (&str, &std::ffi::OsStr),
+    port: u16,
+    name: &str,
+) -> Process {
+    let child = Command::new("node")
+        .arg(dir.join("serve.js"))
+        .args(args)
+        .env(env.0, env.1)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("node starts {name} (npm installed it): {e}"));
+    let mut process = Process {
+        child,
+        name: name.into(),
+    };
+    wait_listening(&mut process, port);
+    process
+}
+
 /// The npm package `sessionserver` 0.2.5, fetched into `dir` the way
 /// `tests/fixtures/sessionserver/record_reference.sh` does: its own dependency list names an
 /// `http` package that no longer resolves, and it needs only `ws`. Returns the file to
 /// `require`, or why it could not be installed (no node, npm or network).
 pub fn install_sessionserver(dir: &Path) -> Result<PathBuf, String> {
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-    let run = |program: &str, args: &[&str]| -> Result<(), String> {
-        let out = Command::new(program)
-            .args(args)
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("{program}: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{program} {}: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
-        }
-    };
-    run("npm", &["pack", "--silent", "sessionserver@0.2.5"])?;
-    run("tar", &["xzf", "sessionserver-0.2.5.tgz"])?;
-    run("npm", &["init", "-y"])?;
-    run(
+    run_in(dir, "npm", &["pack", "--silent", "sessionserver@0.2.5"])?;
+    run_in(dir, "tar", &["xzf", "sessionserver-0.2.5.tgz"])?;
+    run_in(dir, "npm", &["init", "-y"])?;
+    run_in(
+        dir,
         "npm",
         &["install", "--silent", "--no-audit", "--no-fund", "ws@7.4.2"],
     )?;
     std::fs::write(
         dir.join("serve.js"),
-        "// Quiet: the package logs every message it sends, which would be most of its CPU.
-         for (const n of ['log', 'error', 'warn', 'group', 'groupEnd']) console[n] = () => {};
-         const { SessionServer } = require(process.argv[2]);
-         SessionServer.Create(Number(process.argv[3]));
-",
+        "// Quiet: the package logs every message it sends, which would be most of its CPU.\n\
+         for (const n of ['log', 'error', 'warn', 'group', 'groupEnd']) console[n] = () => {};\n\
+         const { SessionServer } = require(process.argv[2]);\n\
+         SessionServer.Create(Number(process.argv[3]));\n",
     )
     .map_err(|e| e.to_string())?;
     Ok(dir.join("package/build/SessionServer.js"))
+}
+
+/// Starts the installed `sessionserver` package on `port` with node.
+pub fn spawn_sessionserver(dir: &Path, module: &Path, port: u16) -> Process {
+    let port_arg = port.to_string();
+    spawn_node(
+        dir,
+        &[module.as_os_str(), port_arg.as_ref()],
+        ("NODE_PATH", dir.join("node_modules").as_os_str()),
+        port,
+        "npm sessionserver",
+    )
 }
 
 /// Colyseus 0.16 (`@colyseus/core` and `@colyseus/ws-transport`), fetched into `dir`, and a
@@ -235,8 +275,10 @@ pub fn install_sessionserver(dir: &Path) -> Result<PathBuf, String> {
 /// option, relaying every raw-bytes message of type 7 to the other clients unchanged.
 pub fn install_colyseus(dir: &Path) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-    let out = Command::new("npm")
-        .args([
+    run_in(
+        dir,
+        "npm",
+        &[
             "install",
             "--silent",
             "--no-audit",
@@ -244,17 +286,8 @@ pub fn install_colyseus(dir: &Path) -> Result<(), String> {
             "--no-save",
             "@colyseus/core@0.16",
             "@colyseus/ws-transport@0.16",
-        ])
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("npm: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "npm install @colyseus/core@0.16: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
+        ],
+    )?;
     std::fs::write(
         dir.join("serve.js"),
         "for (const n of ['log', 'info', 'warn', 'error']) console[n] = () => {};\n\
@@ -273,45 +306,16 @@ pub fn install_colyseus(dir: &Path) -> Result<(), String> {
     .map_err(|e| e.to_string())
 }
 
-/// Starts the installed Colyseus relay server on `port` with node.
+/// Starts the installed Colyseus relay server on `port` with node (production mode).
 pub fn spawn_colyseus(dir: &Path, port: u16) -> Process {
-    let child = Command::new("node")
-        .arg(dir.join("serve.js"))
-        .arg(port.to_string())
-        .env("NODE_ENV", "production")
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("node starts (it installed Colyseus)");
-    let mut process = Process {
-        child,
-        name: "Colyseus 0.16".into(),
-    };
-    wait_listening(&mut process, port);
-    process
-}
-
-/// Starts the installed `sessionserver` package on `port` with node.
-pub fn spawn_sessionserver(dir: &Path, module: &Path, port: u16) -> Process {
-    let child = Command::new("node")
-        .arg(dir.join("serve.js"))
-        .arg(module)
-        .arg(port.to_string())
-        .env("NODE_PATH", dir.join("node_modules"))
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("node starts (it installed the package)");
-    let mut process = Process {
-        child,
-        name: "npm sessionserver".into(),
-    };
-    wait_listening(&mut process, port);
-    process
+    let port_arg = port.to_string();
+    spawn_node(
+        dir,
+        &[port_arg.as_ref()],
+        ("NODE_ENV", "production".as_ref()),
+        port,
+        "Colyseus 0.16",
+    )
 }
 
 fn wait_listening(process: &mut Process, port: u16) {
