@@ -347,8 +347,10 @@ fn mint_ticket(config: &Config, args: TicketArgs) -> Result<String, String> {
     moonrt::core::auth::mint(config, private_key.as_deref(), &Value::Object(claims))
 }
 
-/// Lifts the soft open-file limit toward the hard one so `max_connections` sockets can be held.
+/// Lifts the soft open-file limit toward the hard one so `max_connections` sockets can be held,
+/// plus the closed ones still lingering (`moonrt::net::MAX_LINGERING`).
 fn raise_open_file_limit(max_connections: usize) {
+    let sockets = max_connections + moonrt::net::MAX_LINGERING;
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -358,7 +360,7 @@ fn raise_open_file_limit(max_connections: usize) {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
             return;
         }
-        let wanted = (max_connections as libc::rlim_t + 64).min(limit.rlim_max);
+        let wanted = (sockets as libc::rlim_t + 64).min(limit.rlim_max);
         if wanted > limit.rlim_cur {
             limit.rlim_cur = wanted;
             libc::setrlimit(libc::RLIMIT_NOFILE, &limit);

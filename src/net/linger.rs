@@ -25,8 +25,11 @@ pub(super) const LINGER_TOKENS: usize = 1 << 30;
 const LINGER_FOR: Duration = Duration::from_secs(2);
 /// Bytes a lingering socket may discard before it is closed anyway.
 const MAX_DISCARD: usize = 256 * 1024;
-/// Sockets lingering at once; past it a closed connection's socket closes at once.
-const MAX_LINGERING: usize = 1024;
+/// Sockets lingering at once; past it a closed connection's socket closes at once. They hold
+/// file descriptors beyond `max_connections`, which the open-file limit must allow for
+/// (`main.rs` asks for them), or a client getting itself closed again and again could use up
+/// the descriptors honest accepts need.
+pub const MAX_LINGERING: usize = 1024;
 
 /// Closed connections' sockets, waiting for their clients to close.
 pub(super) struct Lingering {

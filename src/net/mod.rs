@@ -40,6 +40,10 @@ const TLS_LISTENER: Token = Token(5);
 const WSS_LISTENER: Token = Token(6);
 const FIRST_CONN: usize = 16;
 
+/// Closed connections' sockets that may still be open at once (see `linger.rs`), on top of
+/// `server.max_connections`.
+pub use linger::MAX_LINGERING;
+
 /// A connection's transport.
 enum Link {
     /// Native frames on a TCP stream (plain or TLS).

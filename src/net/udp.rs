@@ -60,10 +60,10 @@ impl<H: Hooks> NetServer<H> {
         tally: &mut Vec<Tally>,
         headers: &mut SendHeaders,
     ) {
-        let Some(socket) = self.udp.as_ref() else {
+        tally.clear();
+        let Some(socket) = self.udp.as_ref().filter(|_| !dirty.is_empty()) else {
             return;
         };
-        tally.clear();
         let unset: SocketAddr = ([0, 0, 0, 0], 0).into();
         let mut batch: [(SocketAddr, &[u8]); SEND_BATCH] = [(unset, &[]); SEND_BATCH];
         // Which tally entry each datagram in `batch` belongs to.

@@ -274,9 +274,11 @@ impl Player for SessionServerPlayer {
     }
 
     fn queue(&mut self, _dest: Dest, _intent: Intent, payload: &[u8]) {
+        use std::fmt::Write;
+        // The generator is the limit over WebSocket: no allocation per byte.
         let mut hex = String::with_capacity(payload.len() * 2);
         for b in payload {
-            hex.push_str(&format!("{b:02x}"));
+            let _ = write!(hex, "{b:02x}");
         }
         self.out = Some(format!(
             r#"{{"command":"updatePlayer","player":{{"m":"{hex}"}}}}"#
