@@ -9,13 +9,36 @@ fn read(path: &str) -> String {
     std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
 }
 
-/// The keys of `rt` as a running script sees them.
+/// The names `rt` makes on first use, from the source of `member` in `src/script/api.rs`.
+fn lazy_rt_names() -> Vec<String> {
+    let source = read("src/script/api.rs");
+    let body = &source[source.find("fn member(").expect("api.rs has fn member")..];
+    let mut names = Vec::new();
+    for line in body.lines() {
+        let line = line.trim_start();
+        if !line.starts_with('"') || !line.contains("=>") {
+            continue;
+        }
+        for part in line.split("=>").next().unwrap_or("").split('|') {
+            if let Some(name) = part.trim().split('"').nth(1) {
+                names.push(name.to_owned());
+            }
+        }
+    }
+    names
+}
+
+/// The keys of `rt` as a running script sees them: the data fields, and every member `rt`
+/// makes on first use (each read once, so `pairs` lists it).
 fn rt_keys() -> BTreeSet<String> {
-    let (server, _dir) = start_script(
-        config(),
-        r#"
+    let names = lazy_rt_names();
+    assert!(names.len() > 20, "{names:?}");
+    let list: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+    let script = r#"
+        local names = { NAMES }
         return {
           on_player_join = function(player)
+            for _, name in ipairs(names) do local _ = rt[name] end
             local keys = {}
             for k, v in pairs(rt) do
               if type(v) == "table" and k ~= "session" then
@@ -27,8 +50,9 @@ fn rt_keys() -> BTreeSet<String> {
             rt.send(player.peer, 1, table.concat(keys, " "))
           end,
         }
-        "#,
-    );
+        "#
+    .replace("NAMES", &list.join(", "));
+    let (server, _dir) = start_script(config(), &script);
     let mut a = server.connect("r", "a");
     text_on(&mut a, 1).split(' ').map(str::to_owned).collect()
 }

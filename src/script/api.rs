@@ -441,9 +441,63 @@ pub(crate) fn install(lua: &Lua, setup: &Setup<'_>) -> mlua::Result<Table> {
     let players = lua.create_table()?;
     lua.set_named_registry_value("moonrt.players", players)?;
 
-    rt.set(
-        "send",
-        lua.create_function(
+    rt.set("ALL_PLAYERS", ALL_PLAYERS_GROUP)?;
+    lua.globals()
+        .set("print", log_function(lua, log::Level::Info)?)?;
+    // The functions and tables of `rt` are made on first use (an idle session uses few of them,
+    // and each costs its state memory); `member` makes them.
+    let meta = lua.create_table()?;
+    meta.set(
+        "__index",
+        lua.create_function(|lua, (rt, key): (Table, Value)| {
+            let Value::String(name) = &key else {
+                return Ok(Value::Nil);
+            };
+            let value = match name.to_str() {
+                Ok(name) => member(lua, &name)?,
+                Err(_) => Value::Nil,
+            };
+            if !value.is_nil() {
+                rt.raw_set(key, &value)?;
+            }
+            Ok(value)
+        })?,
+    )?;
+    meta.set("__metatable", "rt")?;
+    rt.set_metatable(Some(meta))?;
+    lua.globals().set("rt", rt.clone())?;
+    Ok(rt)
+}
+
+/// A `rt.log` function at `level` (`print` is `info`'s twin).
+fn log_function(lua: &Lua, level: log::Level) -> mlua::Result<Function> {
+    lua.create_function(move |lua, args: Variadic<Value>| {
+        let mut st = state(lua)?;
+        let now = st.now;
+        let suppressed = st.log.suppressed;
+        if !st.log.allow(now) {
+            return Ok(());
+        }
+        st.log.suppressed = 0;
+        let target = st.log_target.clone();
+        drop(st);
+        if suppressed > 0 {
+            log::warn!(
+                target: &target,
+                "{suppressed} script log line(s) suppressed: over script.log_lines_per_sec"
+            );
+        }
+        let line = join_args(args)?;
+        log::log!(target: &target, level, "{line}");
+        Ok(())
+    })
+}
+
+/// `rt[name]` for a function or library table of `rt`, made when a script first reads it;
+/// `nil` for a name `rt` does not have.
+fn member(lua: &Lua, name: &str) -> mlua::Result<Value> {
+    Ok(match name {
+        "send" => Value::Function(lua.create_function(
             |lua, (first, op, payload, intent): (Value, Option<i64>, Value, Value)| {
                 let (to, op, payload, intent, from) = match &first {
                     Value::Table(opts) if opts.contains_key("opcode")? => (
@@ -476,52 +530,41 @@ pub(crate) fn install(lua: &Lua, setup: &Setup<'_>) -> mlua::Result<Table> {
                 state(lua)?.push(command);
                 Ok(())
             },
-        )?,
-    )?;
-    rt.set(
-        "on_packet",
-        lua.create_function(|lua, (op, handler): (i64, Option<Function>)| {
-            let op = opcode(op)?;
-            let mut st = state(lua)?;
-            match handler {
-                Some(f) => st.packet_handlers.insert(op, f),
-                None => st.packet_handlers.remove(&op),
-            };
-            Ok(())
-        })?,
-    )?;
-    rt.set(
-        "players",
-        lua.create_function(|lua, ()| {
+        )?),
+        "on_packet" => Value::Function(lua.create_function(
+            |lua, (op, handler): (i64, Option<Function>)| {
+                let op = opcode(op)?;
+                let mut st = state(lua)?;
+                match handler {
+                    Some(f) => st.packet_handlers.insert(op, f),
+                    None => st.packet_handlers.remove(&op),
+                };
+                Ok(())
+            },
+        )?),
+        "players" => Value::Function(lua.create_function(|lua, ()| {
             let players: Table = lua.named_registry_value("moonrt.players")?;
             let mut list: Vec<(i64, Table)> =
                 players.pairs::<i64, Table>().collect::<mlua::Result<_>>()?;
             list.sort_by_key(|(peer, _)| *peer);
             lua.create_sequence_from(list.into_iter().map(|(_, p)| p))
-        })?,
-    )?;
-    rt.set(
-        "player",
-        lua.create_function(|lua, peer: i64| {
+        })?),
+        "player" => Value::Function(lua.create_function(|lua, peer: i64| {
             let players: Table = lua.named_registry_value("moonrt.players")?;
             players.get::<Value>(peer)
-        })?,
-    )?;
-    rt.set(
-        "kick",
-        lua.create_function(|lua, (peer, reason): (i64, Option<String>)| {
-            record(lua, |session| {
-                Ok(Command::Kick {
-                    session,
-                    peer: PeerId(peer_id(peer)?),
-                    reason: reason.unwrap_or_else(|| "kicked".into()),
+        })?),
+        "kick" => Value::Function(lua.create_function(
+            |lua, (peer, reason): (i64, Option<String>)| {
+                record(lua, |session| {
+                    Ok(Command::Kick {
+                        session,
+                        peer: PeerId(peer_id(peer)?),
+                        reason: reason.unwrap_or_else(|| "kicked".into()),
+                    })
                 })
-            })
-        })?,
-    )?;
-    rt.set(
-        "end_session",
-        lua.create_function(|lua, reason: Option<String>| {
+            },
+        )?),
+        "end_session" => Value::Function(lua.create_function(|lua, reason: Option<String>| {
             record(lua, |session| {
                 Ok(Command::EndSession {
                     session,
@@ -529,29 +572,25 @@ pub(crate) fn install(lua: &Lua, setup: &Setup<'_>) -> mlua::Result<Table> {
                     reason: reason.unwrap_or_else(|| "the session ended".into()),
                 })
             })
-        })?,
-    )?;
-    rt.set(
-        "set_player_props",
-        lua.create_function(|lua, (peer, props): (i64, Value)| {
-            let peer = peer_id(peer)?;
-            let bytes = payload_bytes(&props)?;
-            let players: Table = lua.named_registry_value("moonrt.players")?;
-            if let Some(player) = players.get::<Option<Table>>(peer)? {
-                player.raw_set("props", lua.create_string(&bytes)?)?;
-            }
-            record(lua, |session| {
-                Ok(Command::SetProps {
-                    session,
-                    peer: PeerId(peer),
-                    props: bytes,
+        })?),
+        "set_player_props" => {
+            Value::Function(lua.create_function(|lua, (peer, props): (i64, Value)| {
+                let peer = peer_id(peer)?;
+                let bytes = payload_bytes(&props)?;
+                let players: Table = lua.named_registry_value("moonrt.players")?;
+                if let Some(player) = players.get::<Option<Table>>(peer)? {
+                    player.raw_set("props", lua.create_string(&bytes)?)?;
+                }
+                record(lua, |session| {
+                    Ok(Command::SetProps {
+                        session,
+                        peer: PeerId(peer),
+                        props: bytes,
+                    })
                 })
-            })
-        })?,
-    )?;
-    rt.set(
-        "set_session_props",
-        lua.create_function(|lua, props: Value| {
+            })?)
+        }
+        "set_session_props" => Value::Function(lua.create_function(|lua, props: Value| {
             let bytes = payload_bytes(&props)?;
             let session: Table = lua.named_registry_value("moonrt.session")?;
             session.raw_set("props", lua.create_string(&bytes)?)?;
@@ -562,11 +601,8 @@ pub(crate) fn install(lua: &Lua, setup: &Setup<'_>) -> mlua::Result<Table> {
                     props: bytes,
                 })
             })
-        })?,
-    )?;
-    rt.set(
-        "group_add",
-        lua.create_function(|lua, (group, peer): (i64, i64)| {
+        })?),
+        "group_add" => Value::Function(lua.create_function(|lua, (group, peer): (i64, i64)| {
             record(lua, |session| {
                 Ok(Command::GroupAdd {
                     session,
@@ -574,23 +610,19 @@ pub(crate) fn install(lua: &Lua, setup: &Setup<'_>) -> mlua::Result<Table> {
                     peer: PeerId(peer_id(peer)?),
                 })
             })
-        })?,
-    )?;
-    rt.set(
-        "group_remove",
-        lua.create_function(|lua, (group, peer): (i64, i64)| {
-            record(lua, |session| {
-                Ok(Command::GroupRemove {
-                    session,
-                    group: member_group_id(group)?,
-                    peer: PeerId(peer_id(peer)?),
+        })?),
+        "group_remove" => {
+            Value::Function(lua.create_function(|lua, (group, peer): (i64, i64)| {
+                record(lua, |session| {
+                    Ok(Command::GroupRemove {
+                        session,
+                        group: member_group_id(group)?,
+                        peer: PeerId(peer_id(peer)?),
+                    })
                 })
-            })
-        })?,
-    )?;
-    rt.set(
-        "group_members",
-        lua.create_function(|lua, group: i64| {
+            })?)
+        }
+        "group_members" => Value::Function(lua.create_function(|lua, group: i64| {
             let group = group_id(group)?;
             if group == ALL_PLAYERS_GROUP {
                 let players: Table = lua.named_registry_value("moonrt.players")?;
@@ -603,105 +635,104 @@ pub(crate) fn install(lua: &Lua, setup: &Setup<'_>) -> mlua::Result<Table> {
             }
             let members = state(lua)?.groups.get(&group).cloned().unwrap_or_default();
             lua.create_sequence_from(members)
-        })?,
-    )?;
-    rt.set("ALL_PLAYERS", ALL_PLAYERS_GROUP)?;
-    let frame_sync = lua.create_table()?;
-    frame_sync.set(
-        "start",
-        lua.create_function(|lua, rate: i64| {
-            if !(1..=60).contains(&rate) {
-                return Err(mlua::Error::runtime(
-                    "rt.frame_sync.start(rate): 1 to 60 frames per second",
-                ));
-            }
-            record(lua, |session| {
-                Ok(Command::FrameSync {
-                    session,
-                    on: true,
-                    rate: rate as u8,
-                })
-            })
-        })?,
-    )?;
-    frame_sync.set(
-        "stop",
-        lua.create_function(|lua, ()| {
-            record(lua, |session| {
-                Ok(Command::FrameSync {
-                    session,
-                    on: false,
-                    rate: 0,
-                })
-            })
-        })?,
-    )?;
-    rt.set("frame_sync", frame_sync)?;
-    let http = lua.create_table()?;
-    http.set(
-        "request",
-        lua.create_function(|lua, (opts, callback): (Table, Function)| {
-            let request = super::http::Request {
-                method: opts
-                    .get::<Option<String>>("method")?
-                    .unwrap_or_else(|| "GET".into())
-                    .to_ascii_uppercase(),
-                url: opts
-                    .get::<Option<String>>("url")?
-                    .ok_or_else(|| mlua::Error::runtime("rt.http.request: give a url"))?,
-                headers: match opts.get::<Option<Table>>("headers")? {
-                    Some(t) => t
-                        .pairs::<String, String>()
-                        .collect::<mlua::Result<Vec<_>>>()?,
-                    None => Vec::new(),
-                },
-                body: opts
-                    .get::<Option<mlua::LuaString>>("body")?
-                    .map(|b| b.as_bytes().to_vec())
-                    .unwrap_or_default(),
-                timeout: Duration::from_millis(
-                    opts.get::<Option<u64>>("timeout_ms")?
-                        .unwrap_or(u64::MAX / 2),
-                ),
-            };
-            let mut st = state(lua)?;
-            let Some(pool) = st.http.clone() else {
-                return Err(mlua::Error::runtime(
-                    "rt.http works in a session's callbacks only",
-                ));
-            };
-            pool.check(&request)
-                .map_err(|e| mlua::Error::runtime(format!("rt.http.request: {e}")))?;
-            if st.http_pending.len() >= pool.per_session {
-                return Err(mlua::Error::runtime(format!(
-                    "rt.http.request: {} requests are in flight for this session already \
+        })?),
+        "frame_sync" => {
+            let frame_sync = lua.create_table()?;
+            frame_sync.set(
+                "start",
+                lua.create_function(|lua, rate: i64| {
+                    if !(1..=60).contains(&rate) {
+                        return Err(mlua::Error::runtime(
+                            "rt.frame_sync.start(rate): 1 to 60 frames per second",
+                        ));
+                    }
+                    record(lua, |session| {
+                        Ok(Command::FrameSync {
+                            session,
+                            on: true,
+                            rate: rate as u8,
+                        })
+                    })
+                })?,
+            )?;
+            frame_sync.set(
+                "stop",
+                lua.create_function(|lua, ()| {
+                    record(lua, |session| {
+                        Ok(Command::FrameSync {
+                            session,
+                            on: false,
+                            rate: 0,
+                        })
+                    })
+                })?,
+            )?;
+            Value::Table(frame_sync)
+        }
+        "http" => {
+            let http = lua.create_table()?;
+            http.set(
+                "request",
+                lua.create_function(|lua, (opts, callback): (Table, Function)| {
+                    let request = super::http::Request {
+                        method: opts
+                            .get::<Option<String>>("method")?
+                            .unwrap_or_else(|| "GET".into())
+                            .to_ascii_uppercase(),
+                        url: opts
+                            .get::<Option<String>>("url")?
+                            .ok_or_else(|| mlua::Error::runtime("rt.http.request: give a url"))?,
+                        headers: match opts.get::<Option<Table>>("headers")? {
+                            Some(t) => t
+                                .pairs::<String, String>()
+                                .collect::<mlua::Result<Vec<_>>>()?,
+                            None => Vec::new(),
+                        },
+                        body: opts
+                            .get::<Option<mlua::LuaString>>("body")?
+                            .map(|b| b.as_bytes().to_vec())
+                            .unwrap_or_default(),
+                        timeout: Duration::from_millis(
+                            opts.get::<Option<u64>>("timeout_ms")?
+                                .unwrap_or(u64::MAX / 2),
+                        ),
+                    };
+                    let mut st = state(lua)?;
+                    let Some(pool) = st.http.clone() else {
+                        return Err(mlua::Error::runtime(
+                            "rt.http works in a session's callbacks only",
+                        ));
+                    };
+                    pool.check(&request)
+                        .map_err(|e| mlua::Error::runtime(format!("rt.http.request: {e}")))?;
+                    if st.http_pending.len() >= pool.per_session {
+                        return Err(mlua::Error::runtime(format!(
+                            "rt.http.request: {} requests are in flight for this session already \
                      ([script] http_max_concurrent)",
-                    st.http_pending.len()
-                )));
-            }
-            let id = st.next_http;
-            st.next_http += 1;
-            st.http_pending.insert(id, callback);
-            let session = st.session;
-            drop(st);
-            pool.submit(session, id, request);
-            Ok(id)
-        })?,
-    )?;
-    rt.set("http", http)?;
-    rt.set(
-        "send_group_members",
-        lua.create_function(|lua, (group, to): (i64, Value)| {
-            let group = group_id(group)?;
-            let to = parse_target(&to)?;
-            record(lua, |session| {
-                Ok(Command::SendGroupMembers { session, group, to })
-            })
-        })?,
-    )?;
-    rt.set(
-        "configure_session",
-        lua.create_function(|lua, settings: Table| {
+                            st.http_pending.len()
+                        )));
+                    }
+                    let id = st.next_http;
+                    st.next_http += 1;
+                    st.http_pending.insert(id, callback);
+                    let session = st.session;
+                    drop(st);
+                    pool.submit(session, id, request);
+                    Ok(id)
+                })?,
+            )?;
+            Value::Table(http)
+        }
+        "send_group_members" => {
+            Value::Function(lua.create_function(|lua, (group, to): (i64, Value)| {
+                let group = group_id(group)?;
+                let to = parse_target(&to)?;
+                record(lua, |session| {
+                    Ok(Command::SendGroupMembers { session, group, to })
+                })
+            })?)
+        }
+        "configure_session" => Value::Function(lua.create_function(|lua, settings: Table| {
             let Some((max, linger)) = state(lua)?.session_limits else {
                 return Err(mlua::Error::runtime(
                     "rt.configure_session works in a session's callbacks only",
@@ -782,35 +813,30 @@ pub(crate) fn install(lua: &Lua, setup: &Setup<'_>) -> mlua::Result<Table> {
                     send_interval_ms: send_interval_ms.map(|ms| ms as u64),
                 })
             })
-        })?,
-    )?;
-    rt.set(
-        "set_timeout",
-        lua.create_function(|lua, (func, ms): (Function, f64)| {
-            let after = millis(ms, "the delay")?;
-            ensure_room(lua, TIMER_BYTES, "rt.set_timeout")?;
-            Ok(state(lua)?.arm(Some(func), after, None))
-        })?,
-    )?;
-    rt.set(
-        "set_interval",
-        lua.create_function(|lua, (func, ms): (Function, f64)| {
-            let every = millis(ms, "the interval")?.max(Duration::from_millis(1));
-            ensure_room(lua, TIMER_BYTES, "rt.set_interval")?;
-            Ok(state(lua)?.arm(Some(func), every, Some(every)))
-        })?,
-    )?;
-    let clear = lua.create_function(|lua, id: Option<u64>| {
-        if let Some(id) = id {
-            state(lua)?.timers.remove(&id);
+        })?),
+        "set_timeout" => {
+            Value::Function(lua.create_function(|lua, (func, ms): (Function, f64)| {
+                let after = millis(ms, "the delay")?;
+                ensure_room(lua, TIMER_BYTES, "rt.set_timeout")?;
+                Ok(state(lua)?.arm(Some(func), after, None))
+            })?)
         }
-        Ok(())
-    })?;
-    rt.set("clear_timeout", clear.clone())?;
-    rt.set("clear_interval", clear)?;
-    rt.set(
-        "set_tick_rate",
-        lua.create_function(|lua, hz: f64| {
+        "set_interval" => {
+            Value::Function(lua.create_function(|lua, (func, ms): (Function, f64)| {
+                let every = millis(ms, "the interval")?.max(Duration::from_millis(1));
+                ensure_room(lua, TIMER_BYTES, "rt.set_interval")?;
+                Ok(state(lua)?.arm(Some(func), every, Some(every)))
+            })?)
+        }
+        "clear_timeout" | "clear_interval" => {
+            Value::Function(lua.create_function(|lua, id: Option<u64>| {
+                if let Some(id) = id {
+                    state(lua)?.timers.remove(&id);
+                }
+                Ok(())
+            })?)
+        }
+        "set_tick_rate" => Value::Function(lua.create_function(|lua, hz: f64| {
             ensure_room(lua, TIMER_BYTES, "rt.set_tick_rate")?;
             let mut st = state(lua)?;
             if let Some(old) = st.tick.take() {
@@ -827,61 +853,35 @@ pub(crate) fn install(lua: &Lua, setup: &Setup<'_>) -> mlua::Result<Table> {
                 ));
             }
             Ok(())
-        })?,
-    )?;
-    rt.set(
-        "time",
-        lua.create_function(|lua, ()| Ok(state(lua)?.wall_us as f64 / 1000.0))?,
-    )?;
+        })?),
+        "time" => {
+            Value::Function(lua.create_function(|lua, ()| Ok(state(lua)?.wall_us as f64 / 1000.0))?)
+        }
 
-    let log = lua.create_table()?;
-    for (name, level) in [
-        ("debug", log::Level::Debug),
-        ("info", log::Level::Info),
-        ("warn", log::Level::Warn),
-        ("error", log::Level::Error),
-    ] {
-        log.set(
-            name,
-            lua.create_function(move |lua, args: Variadic<Value>| {
-                let mut st = state(lua)?;
-                let now = st.now;
-                let suppressed = st.log.suppressed;
-                if !st.log.allow(now) {
-                    return Ok(());
-                }
-                st.log.suppressed = 0;
-                let target = st.log_target.clone();
-                drop(st);
-                if suppressed > 0 {
-                    log::warn!(
-                        target: &target,
-                        "{suppressed} script log line(s) suppressed: over script.log_lines_per_sec"
-                    );
-                }
-                let line = join_args(args)?;
-                log::log!(target: &target, level, "{line}");
-                Ok(())
-            })?,
-        )?;
-    }
-    lua.globals().set("print", log.get::<Function>("info")?)?;
-    rt.set("log", log)?;
+        "log" => {
+            let log = lua.create_table()?;
+            for (name, level) in [
+                ("debug", log::Level::Debug),
+                ("info", log::Level::Info),
+                ("warn", log::Level::Warn),
+                ("error", log::Level::Error),
+            ] {
+                log.set(name, log_function(lua, level)?)?;
+            }
+            Value::Table(log)
+        }
 
-    rt.set("json", json_table(lua)?)?;
-    rt.set("format_number", format_number(lua)?)?;
-    if std::env::var("MOONRT_TEST_HOOKS").as_deref() == Ok("1") {
+        "json" => Value::Table(json_table(lua)?),
+        "format_number" => Value::Function(format_number(lua)?),
+        "data" => Value::Table(super::data::table(lua)?),
         // Test-only: a stall no script limit can see (the watchdog's test). Never set in
         // production; the server logs a warning at startup when it is.
-        rt.set(
-            "test_stall_ms",
-            lua.create_function(|_, ms: u64| {
+        "test_stall_ms" if std::env::var("MOONRT_TEST_HOOKS").as_deref() == Ok("1") => {
+            Value::Function(lua.create_function(|_, ms: u64| {
                 std::thread::sleep(Duration::from_millis(ms));
                 Ok(())
-            })?,
-        )?;
-    }
-    super::data::install(lua, &rt)?;
-    lua.globals().set("rt", rt.clone())?;
-    Ok(rt)
+            })?)
+        }
+        _ => Value::Nil,
+    })
 }

@@ -11,7 +11,7 @@ const VECTOR_MT: &str = "moonrt.rtdata.vector";
 const FLOAT_MT: &str = "moonrt.rtdata.float";
 
 /// Installs `rt.data`.
-pub(crate) fn install(lua: &Lua, rt: &Table) -> mlua::Result<()> {
+pub(crate) fn table(lua: &Lua) -> mlua::Result<Table> {
     let vector_mt = lua.create_table()?;
     vector_mt.set("__name", "rt.data.vector")?;
     lua.set_named_registry_value(VECTOR_MT, vector_mt)?;
@@ -52,7 +52,7 @@ pub(crate) fn install(lua: &Lua, rt: &Table) -> mlua::Result<()> {
             Ok(t)
         })?,
     )?;
-    rt.set("data", data)
+    Ok(data)
 }
 
 fn vector(lua: &Lua, parts: &[Option<f64>]) -> mlua::Result<Table> {

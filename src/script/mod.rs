@@ -3,6 +3,8 @@
 //! - `sandbox.rs` builds a state: safe libraries only, `require` confined to the script folder,
 //!   a memory cap, a per-callback instruction budget and time limit, no `__gc` finalizers, and
 //!   library work (sorting, moving, repeating) charged to the budget.
+//! - `guards.rs` holds the library guards the sandbox installs (`load`, `pcall`, `setmetatable`,
+//!   the charged table, string and utf8 functions), as C functions that cost a state no memory.
 //! - `pattern.rs` is Lua's pattern matcher (`string.find/match/gmatch/gsub`) with its work
 //!   charged to the budget, since C code runs where the instruction hook cannot see it.
 //! - `api.rs` is the `rt` table scripts call; it records commands, never touching the core.
@@ -19,6 +21,7 @@
 mod api;
 mod callbacks;
 mod data;
+mod guards;
 mod host;
 mod http;
 mod pattern;

@@ -762,7 +762,7 @@ mod tests {
     fn catastrophic_backtracking_costs_the_budget_not_minutes() {
         let src = ScriptSource::from_text(std::path::Path::new("main.lua"), String::new());
         let lua = sandbox::new_state(Rc::new(src), 16 << 20).unwrap();
-        lua.app_data_mut::<sandbox::Budget>()
+        lua.app_data_ref::<sandbox::Budget>()
             .unwrap()
             .reset(1_000_000, std::time::Duration::from_secs(60));
         let err = lua

@@ -3,6 +3,7 @@
 
 use super::source::ScriptSource;
 use mlua::{HookTriggers, Lua, LuaOptions, StdLib, Table, Value, VmState};
+use std::cell::Cell;
 use std::path::{Component, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -12,7 +13,7 @@ const BUDGET_STEP: u32 = 1_000;
 /// What creating a coroutine costs: a new coroutine's instruction count starts afresh, so each
 /// is charged one full step up front (nested coroutines that each stop short of a step would
 /// otherwise never be counted).
-const COROUTINE_COST: i64 = BUDGET_STEP as i64;
+pub(crate) const COROUTINE_COST: i64 = BUDGET_STEP as i64;
 
 /// Why a callback was stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,37 +24,60 @@ pub(crate) enum Overrun {
     Time,
 }
 
-/// The per-callback instruction budget and time limit, kept as app data in each state.
-#[derive(Debug)]
+impl Overrun {
+    /// The error text the overrun raises (checked by the host to end the session).
+    pub(crate) fn message(self) -> &'static str {
+        match self {
+            Overrun::Instructions => BUDGET_ERROR,
+            Overrun::Time => TIME_ERROR,
+        }
+    }
+}
+
+/// The per-callback instruction budget and time limit, kept as app data in each state. Its
+/// fields are cells: the hook, Rust library functions and the C guards all charge it through
+/// shared references.
+#[derive(Debug, Default)]
 pub(crate) struct Budget {
     /// Instructions left for the running callback.
-    pub remaining: i64,
+    remaining: Cell<i64>,
     /// Set once the budget or the time ran out; stays set so the error cannot be caught and
     /// ignored.
-    pub exhausted: Option<Overrun>,
+    exhausted: Cell<Option<Overrun>>,
     /// When the running callback must have returned.
-    pub deadline: Option<Instant>,
+    deadline: Cell<Option<Instant>>,
 }
 
 impl Budget {
     /// Starts a callback: `instructions` to spend, and `time` at most.
-    pub(crate) fn reset(&mut self, instructions: u64, time: Duration) {
-        self.remaining = instructions as i64;
-        self.exhausted = None;
-        self.deadline = Some(Instant::now() + time);
+    pub(crate) fn reset(&self, instructions: u64, time: Duration) {
+        self.start(instructions, Some(Instant::now() + time));
+    }
+
+    /// Starts a callback with `instructions` to spend and an optional deadline.
+    pub(crate) fn start(&self, instructions: u64, deadline: Option<Instant>) {
+        self.remaining.set(instructions.min(i64::MAX as u64) as i64);
+        self.exhausted.set(None);
+        self.deadline.set(deadline);
+    }
+
+    /// Why the running callback was stopped, if it was.
+    pub(crate) fn exhausted(&self) -> Option<Overrun> {
+        self.exhausted.get()
     }
 
     /// Spends `units`; the overrun, if the budget or the time is now gone.
-    fn spend(&mut self, units: i64) -> Option<Overrun> {
-        self.remaining -= units;
-        if self.exhausted.is_none() {
-            if self.remaining < 0 {
-                self.exhausted = Some(Overrun::Instructions);
-            } else if self.deadline.is_some_and(|d| Instant::now() >= d) {
-                self.exhausted = Some(Overrun::Time);
+    pub(crate) fn spend(&self, units: i64) -> Option<Overrun> {
+        let remaining = self.remaining.get().saturating_sub(units.max(0));
+        self.remaining.set(remaining);
+        if self.exhausted.get().is_none() {
+            if remaining < 0 {
+                self.exhausted.set(Some(Overrun::Instructions));
+            } else if self.deadline.get().is_some_and(|d| Instant::now() >= d) {
+                self.exhausted.set(Some(Overrun::Time));
             }
         }
-        self.exhausted
+        self.exhausted.get()
     }
 }
 
@@ -62,21 +86,12 @@ pub(crate) const BUDGET_ERROR: &str = "instruction budget exceeded";
 /// The error text a time-limit overrun raises.
 pub(crate) const TIME_ERROR: &str = "callback time limit exceeded";
 
-fn overrun_error(why: Overrun) -> mlua::Error {
-    mlua::Error::runtime(match why {
-        Overrun::Instructions => BUDGET_ERROR,
-        Overrun::Time => TIME_ERROR,
-    })
-}
-
 /// Charges `units` of work done outside the VM (library functions in C or Rust) to the running
 /// callback's budget; errors once the budget or the time limit is gone.
 pub(crate) fn charge(lua: &Lua, units: i64) -> mlua::Result<()> {
-    let over = lua
-        .app_data_mut::<Budget>()
-        .and_then(|mut b| b.spend(units.max(0)));
+    let over = lua.app_data_ref::<Budget>().and_then(|b| b.spend(units));
     match over {
-        Some(why) => Err(overrun_error(why)),
+        Some(why) => Err(mlua::Error::runtime(why.message())),
         None => Ok(()),
     }
 }
@@ -111,13 +126,11 @@ pub(crate) fn new_state(source: Rc<ScriptSource>, memory_limit: usize) -> mlua::
     for name in ["dofile", "loadfile"] {
         globals.set(name, Value::Nil)?;
     }
-    lua.set_app_data(Budget {
-        remaining: i64::MAX,
-        exhausted: None,
-        deadline: None,
-    });
+    let budget = Budget::default();
+    budget.start(u64::MAX, None);
+    lua.set_app_data(budget);
     lua.set_app_data(Modules(source));
-    install_guards(&lua)?;
+    super::guards::install(&lua)?;
     install_require(&lua)?;
     lua.set_memory_limit(memory_limit)?;
     lua.set_global_hook(
@@ -133,11 +146,11 @@ pub(crate) fn new_state(source: Rc<ScriptSource>, memory_limit: usize) -> mlua::
                 crate::watchdog::report_location(place);
             }
             let over = lua
-                .app_data_mut::<Budget>()
+                .app_data_ref::<Budget>()
                 .expect("every state gets a Budget when it is built")
                 .spend(BUDGET_STEP as i64);
             match over {
-                Some(why) => Err(overrun_error(why)),
+                Some(why) => Err(mlua::Error::runtime(why.message())),
                 None => Ok(VmState::Continue),
             }
         },
@@ -147,175 +160,6 @@ pub(crate) fn new_state(source: Rc<ScriptSource>, memory_limit: usize) -> mlua::
 
 /// The version whose snapshot `require` reads.
 struct Modules(Rc<ScriptSource>);
-
-/// Guards written in Lua over the standard library:
-/// - `load` accepts text chunks only, and compiling is charged by size;
-/// - `pcall`/`xpcall` re-raise a budget or time overrun so a script cannot catch it;
-/// - `setmetatable` refuses `__gc`: Lua runs finalizers with hooks off, so a finalizer that loops
-///   could never be stopped (and would run even while the state is closed);
-/// - `collectgarbage` only counts: a loop of full collections would be C work the hook never sees;
-/// - coroutines are charged when created (see [`COROUTINE_COST`]);
-/// - library functions whose work grows with their input (table.move/sort/concat/insert/remove/
-///   unpack, string.rep/lower/upper/reverse/byte/sub, utf8.*) charge that work before doing it.
-fn install_guards(lua: &Lua) -> mlua::Result<()> {
-    let exhausted = lua.create_function(|lua, ()| {
-        Ok(lua
-            .app_data_ref::<Budget>()
-            .and_then(|b| b.exhausted)
-            .map(|why| match why {
-                Overrun::Instructions => BUDGET_ERROR,
-                Overrun::Time => TIME_ERROR,
-            }))
-    })?;
-    let charge_fn = lua.create_function(|lua, units: f64| {
-        let units = if units.is_finite() {
-            units.clamp(0.0, i64::MAX as f64) as i64
-        } else {
-            i64::MAX
-        };
-        charge(lua, units)
-    })?;
-    lua.load(guards_bytecode())
-        .set_name("=sandbox")
-        .set_mode(mlua::chunk::ChunkMode::Binary)
-        .call::<()>((exhausted, charge_fn, COROUTINE_COST))
-}
-
-/// [`GUARDS`] compiled once per process and stripped of debug information: every session's
-/// state holds these functions, so their size is paid per session (about 8 KB less each).
-/// Binary chunks are loaded by the host only; scripts' `load` stays text-only.
-fn guards_bytecode() -> &'static [u8] {
-    static BYTECODE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
-    BYTECODE.get_or_init(|| {
-        let lua = Lua::new();
-        lua.load(GUARDS)
-            .set_name("=sandbox")
-            .into_function()
-            .expect("the sandbox guards compile")
-            .dump(true)
-    })
-}
-
-const GUARDS: &str = r##"
-local exhausted, charge, coroutine_cost = ...
-local error, select, type, rawget, tostring = error, select, type, rawget, tostring
-local raw_load, raw_pcall, raw_xpcall, raw_setmetatable = load, pcall, xpcall, setmetatable
-local raw_collect = collectgarbage
-load = function(chunk, name, _mode, env)
-  if type(chunk) == "string" then
-    charge(#chunk / 2)
-  elseif type(chunk) == "function" then
-    -- A reader may hand the compiler the same megabytes again and again in a few instructions.
-    local reader = chunk
-    chunk = function()
-      local piece = reader()
-      if type(piece) == "string" then charge(#piece / 2) end
-      return piece
-    end
-  end
-  local f, err = raw_load(chunk, name, "t", env)
-  local why = exhausted()
-  if why then error(why, 0) end -- the reader's overrun, which load would return as a message
-  return f, err
-end
-local function check(ok, ...)
-  if not ok then
-    local why = exhausted()
-    if why then error(why, 0) end
-  end
-  return ok, ...
-end
-pcall = function(f, ...) return check(raw_pcall(f, ...)) end
-xpcall = function(f, handler, ...) return check(raw_xpcall(f, handler, ...)) end
-setmetatable = function(t, mt)
-  if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
-    error("__gc finalizers are not allowed in moonrt scripts (they would run outside " ..
-          "the instruction budget); use on_session_end for cleanup", 2)
-  end
-  return raw_setmetatable(t, mt)
-end
-collectgarbage = function(opt, ...)
-  if opt == nil or opt == "count" then return raw_collect("count") end
-  error("collectgarbage(" .. tostring(opt) .. ") is not available in moonrt scripts; " ..
-        'only collectgarbage("count")', 2)
-end
-
-local co_create, co_wrap = coroutine.create, coroutine.wrap
-coroutine.create = function(f) charge(coroutine_cost) return co_create(f) end
-coroutine.wrap = function(f) charge(coroutine_cost) return co_wrap(f) end
-
-local function len(t) if type(t) == "table" then return #t end return 0 end
-local function num(v, default) if type(v) == "number" then return v end return default end
-local t_move, t_sort, t_concat, t_insert, t_remove, t_unpack =
-  table.move, table.sort, table.concat, table.insert, table.remove, table.unpack
-table.move = function(a1, f, e, t, a2)
-  charge(num(e, 0) - num(f, 0) + 1)
-  return t_move(a1, f, e, t, a2)
-end
-table.sort = function(t, comp)
-  local n = len(t)
-  if n > 1 then charge(n * math.log(n, 2)) end
-  return t_sort(t, comp)
-end
-table.concat = function(t, sep, i, j)
-  local n = num(j, len(t)) - num(i, 1) + 1
-  charge(n * (1 + (type(sep) == "string" and #sep / 4 or 0)))
-  return t_concat(t, sep, i, j)
-end
-table.insert = function(t, pos, ...)
-  if select("#", ...) > 0 then charge(len(t) - num(pos, 0)) end
-  return t_insert(t, pos, ...)
-end
-table.remove = function(t, pos)
-  if pos ~= nil then charge(len(t) - num(pos, 0)) end
-  return t_remove(t, pos)
-end
-table.unpack = function(t, i, j)
-  charge(num(j, len(t)) - num(i, 1) + 1)
-  return t_unpack(t, i, j)
-end
-unpack = nil
-
-local function by_length(f, per)
-  return function(s, ...)
-    if type(s) == "string" then charge(#s / per) end
-    return f(s, ...)
-  end
-end
-local s_rep = string.rep
-string.rep = function(s, n, sep)
-  if type(n) == "number" and n > 0 then
-    charge((#tostring(s) + (sep and #tostring(sep) or 0)) * n / 4)
-  end
-  return s_rep(s, n, sep)
-end
-string.lower = by_length(string.lower, 8)
-string.upper = by_length(string.upper, 8)
-string.reverse = by_length(string.reverse, 8)
--- The length of s:sub(i, j) / s:byte(i, j), negative positions counted from the end.
-local function span(s, i, j)
-  if type(s) ~= "string" then return 0 end
-  local n = #s
-  local a, b = num(i, 1), num(j, n)
-  if a < 0 then a = n + a + 1 end
-  if b < 0 then b = n + b + 1 end
-  if a < 1 then a = 1 end
-  if b > n then b = n end
-  return b - a + 1
-end
-local s_byte, s_sub = string.byte, string.sub
-string.byte = function(s, i, j)
-  if j ~= nil then charge(span(s, i, j)) end
-  return s_byte(s, i, j)
-end
-string.sub = function(s, i, j)
-  charge(span(s, i, j) / 8)
-  return s_sub(s, i, j)
-end
-for _, name in ipairs({ "len", "codepoint", "offset" }) do
-  utf8[name] = by_length(utf8[name], 16)
-end
-"##;
 
 /// `require "a.b"` loads `<script folder>/a/b.lua` once per state; nothing outside the folder.
 fn install_require(lua: &Lua) -> mlua::Result<()> {
@@ -423,8 +267,7 @@ mod tests {
     #[test]
     fn budget_overrun_cannot_be_caught_by_pcall() {
         let lua = state();
-        lua.app_data_mut::<Budget>().unwrap().remaining = 100_000;
-        lua.app_data_mut::<Budget>().unwrap().deadline = None;
+        lua.app_data_ref::<Budget>().unwrap().start(100_000, None);
         let err = lua
             .load("while true do pcall(function() while true do end end) end")
             .exec()

@@ -64,7 +64,7 @@ impl SessionScript {
         lua.set_app_data(state);
         api::install(&lua, setup).map_err(|e| format!("cannot install rt: {e}"))?;
         let time_limit = Duration::from_millis(config.callback_time_limit_ms);
-        if let Some(mut budget) = lua.app_data_mut::<Budget>() {
+        if let Some(budget) = lua.app_data_ref::<Budget>() {
             budget.reset(config.instruction_budget, time_limit);
         }
         crate::watchdog::enter_callback(ctx.session.0, "the script's top level");
@@ -128,7 +128,7 @@ impl SessionScript {
             st.now = ctx.now;
             st.wall_us = ctx.wall_us;
         }
-        if let Some(mut budget) = self.lua.app_data_mut::<Budget>() {
+        if let Some(budget) = self.lua.app_data_ref::<Budget>() {
             budget.reset(self.budget, self.time_limit);
         }
         crate::watchdog::enter_callback(ctx.session.0, what);
@@ -138,12 +138,12 @@ impl SessionScript {
         crate::watchdog::leave_callback();
         // An overrun swallowed on the way out (by `load`'s reader, by `coroutine.resume`) still
         // ends the session: the limit was passed whoever caught the error.
-        let overrun = self.lua.app_data_ref::<Budget>().and_then(|b| b.exhausted);
+        let overrun = self
+            .lua
+            .app_data_ref::<Budget>()
+            .and_then(|b| b.exhausted());
         if let (Ok(_), Some(why)) = (&result, overrun) {
-            result = Err(mlua::Error::runtime(match why {
-                Overrun::Instructions => BUDGET_ERROR,
-                Overrun::Time => TIME_ERROR,
-            }));
+            result = Err(mlua::Error::runtime(why.message()));
         }
         self.drain_into(ctx);
         match result {
@@ -168,7 +168,10 @@ impl SessionScript {
 
     fn fail(&mut self, ctx: &mut Ctx<'_>, what: &'static str, e: &mlua::Error) {
         self.errors += 1;
-        let exhausted = self.lua.app_data_ref::<Budget>().and_then(|b| b.exhausted);
+        let exhausted = self
+            .lua
+            .app_data_ref::<Budget>()
+            .and_then(|b| b.exhausted());
         let target = format!("script::{}", ctx.session);
         let (fatal, why) = if let Some(overrun) = exhausted {
             let what = match overrun {
@@ -778,7 +781,7 @@ pub(crate) fn describe(e: &mlua::Error) -> String {
 
 /// A load error, with the limit that stopped the top level if one did.
 fn describe_load(lua: &Lua, e: &mlua::Error) -> String {
-    match lua.app_data_ref::<Budget>().and_then(|b| b.exhausted) {
+    match lua.app_data_ref::<Budget>().and_then(|b| b.exhausted()) {
         Some(Overrun::Instructions) => format!(
             "the top level ran past its instruction budget (at {})",
             where_of(e)

@@ -625,7 +625,7 @@ fn install(
     let helpers: Function = lua.load(HELPERS).set_name("=moonrt test helpers").eval()?;
     helpers.call::<()>(())?;
     let rt = lua.create_table()?;
-    super::data::install(lua, &rt)?;
+    rt.set("data", super::data::table(lua)?)?;
     rt.set("json", super::api::json_table(lua)?)?;
     rt.set("format_number", super::api::format_number(lua)?)?;
     g.set("rt", rt)?;
