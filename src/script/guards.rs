@@ -323,15 +323,6 @@ guard!(s_rep, |l| {
         charge(l, each * n / 4.0);
     }
 });
-guard!(s_lower, |l| {
-    charge(l, str_len(l, 1) / 8.0);
-});
-guard!(s_upper, |l| {
-    charge(l, str_len(l, 1) / 8.0);
-});
-guard!(s_reverse, |l| {
-    charge(l, str_len(l, 1) / 8.0);
-});
 guard!(s_byte, |l| {
     if given(l, 3) {
         charge(l, span(l));
@@ -340,15 +331,23 @@ guard!(s_byte, |l| {
 guard!(s_sub, |l| {
     charge(l, span(l) / 8.0);
 });
-guard!(u_len, |l| {
-    charge(l, str_len(l, 1) / 16.0);
-});
-guard!(u_codepoint, |l| {
-    charge(l, str_len(l, 1) / 16.0);
-});
-guard!(u_offset, |l| {
-    charge(l, str_len(l, 1) / 16.0);
-});
+/// Guards that charge a unit per `per` bytes of their string argument.
+macro_rules! by_length {
+    ($($name:ident / $per:literal),* $(,)?) => {
+        $(guard!($name, |l| {
+            charge(l, str_len(l, 1) / $per);
+        });)*
+    };
+}
+
+by_length!(
+    s_lower / 8.0,
+    s_upper / 8.0,
+    s_reverse / 8.0,
+    u_len / 16.0,
+    u_codepoint / 16.0,
+    u_offset / 16.0,
+);
 
 /// `#tostring(v)` for argument `idx` (its `__tostring` included).
 unsafe fn tostring_len(l: *mut lua_State, idx: c_int) -> f64 {
@@ -617,11 +616,26 @@ mod tests {
             r#"table.concat({}, ",", 1, 1e12)"#,
             r#"table.unpack({}, 1, 1e12)"#,
             r#"table.move({}, 1, 1e12, 2)"#,
-            r#"load(function() return string.rep("-- ", 1000) end)"#,
         ] {
             let lua = state(1_000_000);
             let err = lua.load(expr).exec().unwrap_err();
             assert!(err.to_string().contains(BUDGET_ERROR), "{expr}: {err}");
         }
+        // A reader that hands the compiler the same megabyte again and again in a few
+        // instructions is stopped by what it hands over, not by its instructions.
+        let lua = state(1_000_000);
+        let err = lua
+            .load(
+                r#"
+                local comment = string.rep("-", 1e6)
+                pieces = 0
+                load(function() pieces = pieces + 1 return comment end)
+                "#,
+            )
+            .exec()
+            .unwrap_err();
+        assert!(err.to_string().contains(BUDGET_ERROR), "{err}");
+        let pieces: i64 = lua.globals().get("pieces").unwrap();
+        assert!(pieces <= 3, "the compiler read {pieces} megabytes first");
     }
 }
