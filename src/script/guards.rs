@@ -12,6 +12,8 @@
 //!   the protected call yields and resumes;
 //! - `setmetatable` refuses `__gc`: Lua runs finalizers with hooks off, so a finalizer that loops
 //!   could never be stopped (and would run even while the state is closed);
+//! - `getmetatable` and `setmetatable` on the globals table first open the libraries not opened
+//!   yet ([`super::lazy_libs::settle`]);
 //! - `collectgarbage` only counts: a loop of full collections would be C work the hook never sees;
 //! - coroutines are charged when created ([`COROUTINE_COST`]);
 //! - library functions whose work grows with their input (table.move/sort/concat/insert/remove/
@@ -33,30 +35,51 @@ use std::sync::OnceLock;
 /// Where each state keeps a pointer to its [`Budget`] (a light userdata in the registry).
 pub(crate) const BUDGET_KEY: &CStr = c"moonrt.budget";
 
-/// The library functions the guards run after their checks. They are the same C functions in
-/// every state of the process, so they are read once, from the first state built.
-struct Originals {
-    load: lua_CFunction,
-    setmetatable: lua_CFunction,
-    collectgarbage: lua_CFunction,
-    co_create: lua_CFunction,
-    co_wrap: lua_CFunction,
-    t_move: lua_CFunction,
-    t_sort: lua_CFunction,
-    t_concat: lua_CFunction,
-    t_insert: lua_CFunction,
-    t_remove: lua_CFunction,
-    t_unpack: lua_CFunction,
-    s_rep: lua_CFunction,
-    s_lower: lua_CFunction,
-    s_upper: lua_CFunction,
-    s_reverse: lua_CFunction,
-    s_byte: lua_CFunction,
-    s_sub: lua_CFunction,
-    u_len: lua_CFunction,
-    u_codepoint: lua_CFunction,
-    u_offset: lua_CFunction,
+/// Declares every guard over a library function once: the [`Originals`] it runs after its
+/// checks, where it goes ([`LIBRARY_GUARDS`]), and where the original is read.
+macro_rules! guarded {
+    ($($lib:literal . $function:literal => $guard:ident),* $(,)?) => {
+        /// The library functions the guards run after their checks. They are the same C
+        /// functions in every state of the process, so they are read once, from the first state
+        /// built.
+        struct Originals {
+            $($guard: lua_CFunction,)*
+        }
+
+        /// Each guard with the library (`_G` for the base functions) and name it replaces.
+        const LIBRARY_GUARDS: &[(&CStr, &CStr, lua_CFunction)] =
+            &[$(($lib, $function, $guard as lua_CFunction)),*];
+
+        /// Reads the original functions from `l`, before any guard is in place.
+        unsafe fn read_originals(l: *mut lua_State) -> Originals {
+            unsafe { Originals { $($guard: original(l, $lib, $function),)* } }
+        }
+    };
 }
+
+guarded!(
+    c"_G" . c"load" => load,
+    c"_G" . c"setmetatable" => setmetatable,
+    c"_G" . c"getmetatable" => getmetatable,
+    c"_G" . c"collectgarbage" => collectgarbage,
+    c"coroutine" . c"create" => co_create,
+    c"coroutine" . c"wrap" => co_wrap,
+    c"table" . c"move" => t_move,
+    c"table" . c"sort" => t_sort,
+    c"table" . c"concat" => t_concat,
+    c"table" . c"insert" => t_insert,
+    c"table" . c"remove" => t_remove,
+    c"table" . c"unpack" => t_unpack,
+    c"string" . c"rep" => s_rep,
+    c"string" . c"lower" => s_lower,
+    c"string" . c"upper" => s_upper,
+    c"string" . c"reverse" => s_reverse,
+    c"string" . c"byte" => s_byte,
+    c"string" . c"sub" => s_sub,
+    c"utf8" . c"len" => u_len,
+    c"utf8" . c"codepoint" => u_codepoint,
+    c"utf8" . c"offset" => u_offset,
+);
 
 static ORIGINALS: OnceLock<Originals> = OnceLock::new();
 
@@ -66,8 +89,9 @@ fn originals() -> &'static Originals {
         .expect("the guards are installed before any script runs")
 }
 
-/// Replaces the guarded library functions in `lua`'s globals. The state's [`Budget`] must be in
-/// its app data already, where it stays for the state's life.
+/// Guards `lua`'s base functions and `string` library; `table`, `utf8` and `coroutine` are
+/// guarded by [`guard_library`] when [`super::lazy_libs`] opens them. The state's [`Budget`]
+/// must be in its app data already, where it stays for the state's life.
 pub(crate) fn install(lua: &Lua) -> mlua::Result<()> {
     let budget: *const Budget = &*lua
         .app_data_ref::<Budget>()
@@ -78,72 +102,60 @@ pub(crate) fn install(lua: &Lua) -> mlua::Result<()> {
     )?;
     // SAFETY: `exec_raw` runs the closure in protected mode with a checked stack; every push is
     // popped again.
-    unsafe { lua.exec_raw::<()>((), |l| replace_all(l)) }
-}
-
-/// Reads `lib[name]` (the global table when `lib` is `None`) as a C function and puts `guard`
-/// in its place; the original function.
-unsafe fn swap(
-    l: *mut lua_State,
-    lib: Option<&CStr>,
-    name: &CStr,
-    guard: lua_CFunction,
-) -> lua_CFunction {
     unsafe {
-        ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, ffi::LUA_RIDX_GLOBALS);
-        if let Some(lib) = lib {
-            ffi::lua_getfield(l, -1, lib.as_ptr());
-            ffi::lua_remove(l, -2);
-        }
-        ffi::lua_getfield(l, -1, name.as_ptr());
-        let original = ffi::lua_tocfunction(l, -1)
-            .unwrap_or_else(|| panic!("{name:?} is a C function of the standard library"));
-        ffi::lua_pop(l, 1);
-        ffi::lua_pushcfunction(l, guard);
-        ffi::lua_setfield(l, -2, name.as_ptr());
-        ffi::lua_pop(l, 1);
-        original
+        lua.exec_raw::<()>((), |l| {
+            if ORIGINALS.get().is_none() {
+                let _ = ORIGINALS.set(read_originals(l));
+            }
+            ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, ffi::LUA_RIDX_GLOBALS);
+            guard_library(l, c"_G", -1);
+            // pcall and xpcall are rewritten whole (they need their own continuation).
+            for (name, guard) in [(c"pcall", pcall as lua_CFunction), (c"xpcall", xpcall)] {
+                ffi::lua_pushcfunction(l, guard);
+                ffi::lua_setfield(l, -2, name.as_ptr());
+            }
+            ffi::lua_getfield(l, -1, c"string".as_ptr());
+            guard_library(l, c"string", -1);
+            ffi::lua_pop(l, 2);
+        })
     }
 }
 
-unsafe fn replace_all(l: *mut lua_State) {
-    let (t, s, u, co) = (
-        Some(c"table"),
-        Some(c"string"),
-        Some(c"utf8"),
-        Some(c"coroutine"),
-    );
+/// Puts the guards of library `lib` into its table at stack index `table`.
+pub(crate) unsafe fn guard_library(l: *mut lua_State, lib: &CStr, table: c_int) {
     unsafe {
-        let found = Originals {
-            load: swap(l, None, c"load", load),
-            setmetatable: swap(l, None, c"setmetatable", setmetatable),
-            collectgarbage: swap(l, None, c"collectgarbage", collectgarbage),
-            co_create: swap(l, co, c"create", co_create),
-            co_wrap: swap(l, co, c"wrap", co_wrap),
-            t_move: swap(l, t, c"move", t_move),
-            t_sort: swap(l, t, c"sort", t_sort),
-            t_concat: swap(l, t, c"concat", t_concat),
-            t_insert: swap(l, t, c"insert", t_insert),
-            t_remove: swap(l, t, c"remove", t_remove),
-            t_unpack: swap(l, t, c"unpack", t_unpack),
-            s_rep: swap(l, s, c"rep", s_rep),
-            s_lower: swap(l, s, c"lower", s_lower),
-            s_upper: swap(l, s, c"upper", s_upper),
-            s_reverse: swap(l, s, c"reverse", s_reverse),
-            s_byte: swap(l, s, c"byte", s_byte),
-            s_sub: swap(l, s, c"sub", s_sub),
-            u_len: swap(l, u, c"len", u_len),
-            u_codepoint: swap(l, u, c"codepoint", u_codepoint),
-            u_offset: swap(l, u, c"offset", u_offset),
-        };
-        // pcall and xpcall are rewritten whole (they need their own continuation).
-        for (name, guard) in [(c"pcall", pcall as lua_CFunction), (c"xpcall", xpcall)] {
-            ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, ffi::LUA_RIDX_GLOBALS);
+        let table = ffi::lua_absindex(l, table);
+        for &(_, name, guard) in LIBRARY_GUARDS.iter().filter(|(of, ..)| *of == lib) {
             ffi::lua_pushcfunction(l, guard);
-            ffi::lua_setfield(l, -2, name.as_ptr());
-            ffi::lua_pop(l, 1);
+            ffi::lua_setfield(l, table, name.as_ptr());
         }
-        let _ = ORIGINALS.set(found);
+    }
+}
+
+/// `lib.name`'s original C function: `_G` and `string` as the state has them (no guard is in
+/// place yet), the others from a copy of their library opened for the purpose.
+unsafe fn original(l: *mut lua_State, lib: &CStr, name: &CStr) -> lua_CFunction {
+    unsafe {
+        ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, ffi::LUA_RIDX_GLOBALS);
+        match lib.to_bytes() {
+            b"_G" => {}
+            b"string" => {
+                ffi::lua_getfield(l, -1, lib.as_ptr());
+                ffi::lua_remove(l, -2);
+            }
+            _ => {
+                ffi::lua_pop(l, 1);
+                let open = super::lazy_libs::opener(lib)
+                    .unwrap_or_else(|| panic!("{lib:?} is a standard library"));
+                ffi::lua_pushcfunction(l, open);
+                ffi::lua_call(l, 0, 1);
+            }
+        }
+        ffi::lua_getfield(l, -1, name.as_ptr());
+        let found = ffi::lua_tocfunction(l, -1)
+            .unwrap_or_else(|| panic!("{lib:?}.{name:?} is a C function of the standard library"));
+        ffi::lua_pop(l, 2);
+        found
     }
 }
 
@@ -398,9 +410,11 @@ unsafe extern "C-unwind" fn charged_reader(l: *mut lua_State) -> c_int {
     }
 }
 
-/// `setmetatable(t, mt)`, refusing a metatable with `__gc`.
+/// `setmetatable(t, mt)`, refusing a metatable with `__gc`. On the globals table, the libraries
+/// not opened yet are opened first ([`super::lazy_libs::settle`]).
 unsafe extern "C-unwind" fn setmetatable(l: *mut lua_State) -> c_int {
     unsafe {
+        super::lazy_libs::settle(l, 1);
         if ffi::lua_type(l, 2) == ffi::LUA_TTABLE {
             ffi::lua_pushstring(l, c"__gc".as_ptr());
             let has_gc = ffi::lua_rawget(l, 2) != ffi::LUA_TNIL;
@@ -414,6 +428,15 @@ unsafe extern "C-unwind" fn setmetatable(l: *mut lua_State) -> c_int {
             }
         }
         (originals().setmetatable)(l)
+    }
+}
+
+/// `getmetatable(v)`. On the globals table, the libraries not opened yet are opened first
+/// ([`super::lazy_libs::settle`]), so a script sees and changes only its own metatable.
+unsafe extern "C-unwind" fn getmetatable(l: *mut lua_State) -> c_int {
+    unsafe {
+        super::lazy_libs::settle(l, 1);
+        (originals().getmetatable)(l)
     }
 }
 

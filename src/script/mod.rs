@@ -5,6 +5,8 @@
 //!   library work (sorting, moving, repeating) charged to the budget.
 //! - `guards.rs` holds the library guards the sandbox installs (`load`, `pcall`, `setmetatable`,
 //!   the charged table, string and utf8 functions), as C functions that cost a state no memory.
+//! - `lazy_libs.rs` opens `table`, `math`, `utf8`, `coroutine` and `os` the first time a script
+//!   reads their names, so a state pays only for the libraries its script uses.
 //! - `pattern.rs` is Lua's pattern matcher (`string.find/match/gmatch/gsub`) with its work
 //!   charged to the budget, since C code runs where the instruction hook cannot see it.
 //! - `api.rs` is the `rt` table scripts call; it records commands, never touching the core.
@@ -24,6 +26,7 @@ mod data;
 mod guards;
 mod host;
 mod http;
+mod lazy_libs;
 mod pattern;
 mod sandbox;
 mod session;

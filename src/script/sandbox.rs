@@ -99,12 +99,8 @@ pub(crate) fn charge(lua: &Lua, units: i64) -> mlua::Result<()> {
 /// A new sandboxed state. `require` loads modules from `source`'s snapshot; `memory_limit` caps
 /// the state.
 pub(crate) fn new_state(source: Rc<ScriptSource>, memory_limit: usize) -> mlua::Result<Lua> {
-    let libs = StdLib::TABLE
-        | StdLib::STRING
-        | StdLib::MATH
-        | StdLib::UTF8
-        | StdLib::COROUTINE
-        | StdLib::OS;
+    // `table`, `math`, `utf8`, `coroutine` and `os` are opened on first use (`lazy_libs.rs`).
+    let libs = StdLib::STRING;
     let lua = Lua::new_with(libs, LuaOptions::default())?;
     // Generational collection: a packet's table and payload string die young, and a minor
     // collection touches only the young objects instead of marking the whole state; about a
@@ -112,13 +108,6 @@ pub(crate) fn new_state(source: Rc<ScriptSource>, memory_limit: usize) -> mlua::
     lua.gc_set_mode(mlua::state::GcMode::Generational(Default::default()));
     let globals = lua.globals();
 
-    // os: the clock and dates only; nothing that touches files, processes or the environment.
-    let os: Table = globals.get("os")?;
-    let safe_os = lua.create_table()?;
-    for name in ["time", "clock", "date", "difftime"] {
-        safe_os.set(name, os.get::<Value>(name)?)?;
-    }
-    globals.set("os", safe_os)?;
     // string.dump makes binary chunks, which could bypass the text-only `load`.
     let string: Table = globals.get("string")?;
     string.set("dump", Value::Nil)?;
@@ -131,6 +120,7 @@ pub(crate) fn new_state(source: Rc<ScriptSource>, memory_limit: usize) -> mlua::
     lua.set_app_data(budget);
     lua.set_app_data(Modules(source));
     super::guards::install(&lua)?;
+    super::lazy_libs::install(&lua)?;
     install_require(&lua)?;
     lua.set_memory_limit(memory_limit)?;
     lua.set_global_hook(

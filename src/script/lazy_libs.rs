@@ -1,0 +1,294 @@
+//! The standard libraries a script may never use, opened the first time it reads their names.
+//!
+//! `table`, `math`, `utf8`, `coroutine` and `os` cost a state about 7.5 KB together (their
+//! tables and the names of their functions), and an idle session of a script that never calls
+//! `math` should not pay for it (BENCHMARKS.md, issue 17). So a state starts with the base
+//! functions and `string` only (`string` is the strings' metatable, so it is always there), and
+//! its globals table gets a metatable whose `__index` opens one of those libraries the first
+//! time a script reads its name. The library is then an ordinary global: later reads cost what
+//! any global read costs. A library opens at most once: `math = nil` stays nil, also when the
+//! script assigns the name before it ever read it (`__newindex`). Libraries come sandboxed and
+//! guarded as before: `os` with only its clock and date functions, and the charged `table`,
+//! `utf8` and `coroutine` functions ([`super::guards`]).
+//!
+//! What a script can notice, documented in SCRIPTING.md: `rawget(_G, "math")` and `pairs(_G)`
+//! show a library only once it was read. `getmetatable(_G)` and `setmetatable(_G, mt)` first
+//! open every library still missing and take the metatable away ([`settle`]), so a strict-mode
+//! script that installs its own `__index` on `_G` still finds every library.
+//!
+//! # Safety
+//!
+//! As in [`super::guards`]: called by Lua only; errors (out of memory) unwind by `longjmp` with
+//! no Rust value to drop in these frames.
+
+use mlua::Lua;
+use mlua::ffi::{self, lua_CFunction, lua_State};
+use std::ffi::{CStr, c_int};
+
+/// Where the globals' metatable is kept, to recognise it.
+const META_KEY: &CStr = c"moonrt.lazy_libs";
+
+/// The libraries opened on first use.
+const LAZY: [&CStr; 5] = [c"table", c"math", c"utf8", c"coroutine", c"os"];
+
+/// The `os` functions a script gets: the clock and dates, nothing that touches files,
+/// processes or the environment.
+const SAFE_OS: [&CStr; 4] = [c"time", c"clock", c"date", c"difftime"];
+
+/// The C function that opens standard library `lib` (pushing its table), for the libraries this
+/// module opens.
+pub(crate) fn opener(lib: &CStr) -> Option<lua_CFunction> {
+    Some(match lib.to_bytes() {
+        b"table" => ffi::luaopen_table,
+        b"math" => ffi::luaopen_math,
+        b"utf8" => ffi::luaopen_utf8,
+        b"coroutine" => ffi::luaopen_coroutine,
+        b"os" => ffi::luaopen_os,
+        _ => return None,
+    })
+}
+
+/// Gives `lua`'s globals the metatable that opens the libraries on first use. The state must
+/// have been created without them.
+pub(crate) fn install(lua: &Lua) -> mlua::Result<()> {
+    // SAFETY: `exec_raw` runs the closure in protected mode with a checked stack; every push is
+    // popped or consumed again.
+    unsafe {
+        lua.exec_raw::<()>((), |l| {
+            ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, ffi::LUA_RIDX_GLOBALS);
+            ffi::lua_createtable(l, 0, 2);
+            ffi::lua_pushcfunction(l, index);
+            ffi::lua_setfield(l, -2, c"__index".as_ptr());
+            ffi::lua_pushcfunction(l, newindex);
+            ffi::lua_setfield(l, -2, c"__newindex".as_ptr());
+            ffi::lua_pushvalue(l, -1);
+            ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, META_KEY.as_ptr());
+            ffi::lua_setmetatable(l, -2);
+            ffi::lua_pop(l, 1);
+        })
+    }
+}
+
+/// Library `lib` if `key` (at stack index `key`) names one of the lazy libraries.
+unsafe fn lazy_name(l: *mut lua_State, key: c_int) -> Option<&'static CStr> {
+    unsafe {
+        if ffi::lua_type(l, key) != ffi::LUA_TSTRING {
+            return None;
+        }
+        let mut len = 0;
+        let key = ffi::lua_tolstring(l, key, &mut len);
+        let key = std::slice::from_raw_parts(key.cast::<u8>(), len);
+        LAZY.into_iter().find(|lib| lib.to_bytes() == key)
+    }
+}
+
+/// The globals' `__newindex(globals, key, value)`, called for a global not set yet: a script
+/// that assigns a library's name first (`math = nil`, `os = my_os`) keeps what it assigned, as
+/// if the library had been opened and then replaced.
+unsafe extern "C-unwind" fn newindex(l: *mut lua_State) -> c_int {
+    unsafe {
+        if let Some(lib) = lazy_name(l, 2)
+            && ffi::lua_getmetatable(l, 1) != 0
+        {
+            ffi::lua_pushboolean(l, 1);
+            ffi::lua_setfield(l, -2, lib.as_ptr());
+        }
+        ffi::lua_settop(l, 3);
+        ffi::lua_rawset(l, 1);
+        0
+    }
+}
+
+/// The globals' `__index(globals, key)`: opens library `key` if it is one not opened yet.
+unsafe extern "C-unwind" fn index(l: *mut lua_State) -> c_int {
+    unsafe {
+        let Some(lib) = lazy_name(l, 2) else {
+            return 0;
+        };
+        if ffi::lua_getmetatable(l, 1) == 0 {
+            return 0;
+        }
+        let meta = ffi::lua_gettop(l);
+        if ffi::lua_getfield(l, meta, lib.as_ptr()) != ffi::LUA_TNIL {
+            return 0;
+        }
+        ffi::lua_pop(l, 1);
+        open_into(l, 1, meta, lib);
+        1
+    }
+}
+
+/// Opens `lib`, sandboxed and guarded, as global `lib` of the table at `globals`, marks it
+/// opened in the metatable at `meta`, and leaves the library on the stack.
+unsafe fn open_into(l: *mut lua_State, globals: c_int, meta: c_int, lib: &CStr) {
+    unsafe {
+        let open = opener(lib).expect("a lazy library has an opener");
+        ffi::lua_pushcfunction(l, open);
+        ffi::lua_call(l, 0, 1);
+        if lib == c"os" {
+            ffi::lua_createtable(l, 0, SAFE_OS.len() as c_int);
+            for name in SAFE_OS {
+                ffi::lua_getfield(l, -2, name.as_ptr());
+                ffi::lua_setfield(l, -2, name.as_ptr());
+            }
+            ffi::lua_remove(l, -2);
+        }
+        super::guards::guard_library(l, lib, -1);
+        ffi::lua_pushboolean(l, 1);
+        ffi::lua_setfield(l, meta, lib.as_ptr());
+        ffi::lua_pushstring(l, lib.as_ptr());
+        ffi::lua_pushvalue(l, -2);
+        ffi::lua_rawset(l, globals);
+    }
+}
+
+/// If the value at `idx` is the globals table with the lazy metatable: opens every library not
+/// opened yet whose name is still free, and removes the metatable. `getmetatable` and
+/// `setmetatable` call this first, so the globals' metatable a script sees is its own.
+pub(crate) unsafe fn settle(l: *mut lua_State, idx: c_int) {
+    unsafe {
+        if ffi::lua_type(l, idx) != ffi::LUA_TTABLE {
+            return;
+        }
+        let globals = ffi::lua_absindex(l, idx);
+        if ffi::lua_getmetatable(l, globals) == 0 {
+            return;
+        }
+        let meta = ffi::lua_gettop(l);
+        ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, META_KEY.as_ptr());
+        let ours = ffi::lua_rawequal(l, meta, -1) != 0;
+        ffi::lua_pop(l, 1);
+        if ours {
+            for lib in LAZY {
+                let opened = ffi::lua_getfield(l, meta, lib.as_ptr()) != ffi::LUA_TNIL;
+                ffi::lua_pushstring(l, lib.as_ptr());
+                let taken = ffi::lua_rawget(l, globals) != ffi::LUA_TNIL;
+                ffi::lua_pop(l, 2);
+                if !opened && !taken {
+                    open_into(l, globals, meta, lib);
+                    ffi::lua_pop(l, 1);
+                }
+            }
+            ffi::lua_pushnil(l);
+            ffi::lua_setmetatable(l, globals);
+        }
+        ffi::lua_pop(l, 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::script::sandbox::{self, BUDGET_ERROR, Budget};
+    use crate::script::source::ScriptSource;
+    use mlua::Lua;
+    use std::rc::Rc;
+
+    fn state(budget: u64) -> Lua {
+        let source = ScriptSource::from_text(std::path::Path::new("main.lua"), String::new());
+        let lua = sandbox::new_state(Rc::new(source), 16 << 20).unwrap();
+        lua.app_data_ref::<Budget>().unwrap().start(budget, None);
+        lua
+    }
+
+    #[test]
+    fn a_library_is_opened_when_first_read_sandboxed_and_guarded() {
+        let lua = state(1_000_000);
+        let (before, floor, after, os): (bool, i64, bool, String) = lua
+            .load(
+                r#"
+                local before = rawget(_G, "math") == nil
+                local floor = math.floor(2.5)
+                local names = {}
+                for name in pairs(os) do names[#names + 1] = name end
+                table.sort(names)
+                return before, floor, rawget(_G, "math") == math, table.concat(names, ",")
+                "#,
+            )
+            .eval()
+            .unwrap();
+        assert!(before, "math is not in the globals before it is read");
+        assert_eq!(floor, 2);
+        assert!(after, "math is an ordinary global once read");
+        assert_eq!(os, "clock,date,difftime,time");
+        // The charged functions of a library opened late are the guards, not the originals.
+        for attack in [
+            "return table.unpack({}, 1, 1e8)",
+            "local s = string.rep('a', 1e6) for i = 1, 100 do utf8.len(s) end",
+            "for i = 1, 2000 do coroutine.create(print) end",
+        ] {
+            // Each attack runs a few thousand instructions: only the guards' charges reach the
+            // budget.
+            let lua = state(1_000_000);
+            let err = lua.load(attack).exec().unwrap_err().to_string();
+            assert!(err.contains(BUDGET_ERROR), "{attack}: {err}");
+        }
+    }
+
+    #[test]
+    fn an_unused_library_costs_the_state_nothing() {
+        let lua = state(1_000_000);
+        lua.gc_collect().unwrap();
+        let idle = lua.used_memory();
+        lua.load("local _ = math.pi").exec().unwrap();
+        lua.gc_collect().unwrap();
+        let with_math = lua.used_memory();
+        assert!(
+            with_math > idle + 2_000,
+            "reading math made it: {idle} -> {with_math} bytes"
+        );
+    }
+
+    #[test]
+    fn a_strict_mode_script_still_finds_every_library() {
+        let lua = state(1_000_000);
+        let (mt, max, joined, time, char, err): (bool, i64, String, bool, String, String) = lua
+            .load(
+                r#"
+                local mt = getmetatable(_G)
+                setmetatable(_G, {
+                  __index = function(_, k) error("undefined global " .. tostring(k), 2) end,
+                })
+                local ok, err = pcall(function() return not_defined end)
+                return mt == nil, math.max(1, 2), table.concat({"a", "b"}), os.time() > 0,
+                  utf8.char(72), err
+                "#,
+            )
+            .eval()
+            .unwrap();
+        assert!(mt, "getmetatable(_G) is nil, as in plain Lua");
+        assert_eq!((max, joined.as_str(), time), (2, "ab", true));
+        assert_eq!(char, "H");
+        assert!(err.contains("undefined global not_defined"), "{err}");
+        assert!(
+            lua.load("return coroutine.running() ~= nil")
+                .eval::<bool>()
+                .unwrap()
+        );
+    }
+
+    #[test]
+    fn a_library_name_the_script_assigned_keeps_its_value() {
+        let lua = state(1_000_000);
+        let (math, os, table, utf8): (bool, String, bool, String) = lua
+            .load(
+                r#"
+                math = nil
+                os = "mine"
+                local _ = getmetatable(_G)
+                utf8 = "late"
+                return math == nil, os, type(table.insert) == "function", utf8
+                "#,
+            )
+            .eval()
+            .unwrap();
+        assert!(math, "math = nil before any read stays nil");
+        assert_eq!(os, "mine");
+        assert!(table, "getmetatable(_G) opened the libraries still missing");
+        assert_eq!(utf8, "late");
+        let string_ok: bool = lua
+            .load("return ('abc'):upper() == 'ABC' and string.rep('x', 2) == 'xx'")
+            .eval()
+            .unwrap();
+        assert!(string_ok);
+    }
+}
