@@ -9,10 +9,15 @@ fn read(path: &str) -> String {
     std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
 }
 
-/// The names `rt` makes on first use, from the source of `member` in `src/script/api.rs`.
-fn lazy_rt_names() -> Vec<String> {
+/// The names a table makes on first use, from the source of its maker `function` in
+/// `src/script/api.rs` (`member` for `rt`, `log_member` for `rt.log`).
+fn lazy_names(function: &str) -> Vec<String> {
     let source = read("src/script/api.rs");
-    let body = &source[source.find("fn member(").expect("api.rs has fn member")..];
+    let start = source
+        .find(&format!("fn {function}("))
+        .unwrap_or_else(|| panic!("api.rs has fn {function}"));
+    let body = &source[start..];
+    let body = &body[..body.find("\n}\n").unwrap_or(body.len())];
     let mut names = Vec::new();
     for line in body.lines() {
         let line = line.trim_start();
@@ -28,17 +33,24 @@ fn lazy_rt_names() -> Vec<String> {
     names
 }
 
-/// The keys of `rt` as a running script sees them: the data fields, and every member `rt`
-/// makes on first use (each read once, so `pairs` lists it).
+/// The keys of `rt` as a running script sees them: the data fields, and every member `rt` and
+/// `rt.log` make on first use (each read once, so `pairs` lists it).
 fn rt_keys() -> BTreeSet<String> {
-    let names = lazy_rt_names();
+    let names = lazy_names("member");
     assert!(names.len() > 20, "{names:?}");
-    let list: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+    let log_names = lazy_names("log_member");
+    assert_eq!(log_names, ["debug", "info", "warn", "error"]);
+    let list = |names: &[String]| -> String {
+        let quoted: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+        quoted.join(", ")
+    };
     let script = r#"
         local names = { NAMES }
+        local log_names = { LOG_NAMES }
         return {
           on_player_join = function(player)
             for _, name in ipairs(names) do local _ = rt[name] end
+            for _, name in ipairs(log_names) do local _ = rt.log[name] end
             local keys = {}
             for k, v in pairs(rt) do
               if type(v) == "table" and k ~= "session" then
@@ -51,7 +63,8 @@ fn rt_keys() -> BTreeSet<String> {
           end,
         }
         "#
-    .replace("NAMES", &list.join(", "));
+    .replace("LOG_NAMES", &list(&log_names))
+    .replace("NAMES", &list(&names));
     let (server, _dir) = start_script(config(), &script);
     let mut a = server.connect("r", "a");
     text_on(&mut a, 1).split(' ').map(str::to_owned).collect()

@@ -406,7 +406,7 @@ pub(crate) fn format_number(lua: &Lua) -> mlua::Result<Function> {
     })
 }
 
-/// Creates the `rt` table (and `print`) in a state whose app data holds a [`CallState`].
+/// Creates the `rt` table in a state whose app data holds a [`CallState`].
 pub(crate) fn install(lua: &Lua, setup: &Setup<'_>) -> mlua::Result<Table> {
     let session_name = setup.name;
     let rt = lua.create_table()?;
@@ -442,35 +442,27 @@ pub(crate) fn install(lua: &Lua, setup: &Setup<'_>) -> mlua::Result<Table> {
     lua.set_named_registry_value("moonrt.players", players)?;
 
     rt.set("ALL_PLAYERS", ALL_PLAYERS_GROUP)?;
-    lua.globals()
-        .set("print", log_function(lua, log::Level::Info)?)?;
     // The functions and tables of `rt` are made on first use (an idle session uses few of them,
     // and each costs its state memory); `member` makes them.
-    let meta = lua.create_table()?;
-    meta.set(
-        "__index",
-        lua.create_function(|lua, (rt, key): (Table, Value)| {
-            let Value::String(name) = &key else {
-                return Ok(Value::Nil);
-            };
-            let value = match name.to_str() {
-                Ok(name) => member(lua, &name)?,
-                Err(_) => Value::Nil,
-            };
-            if !value.is_nil() {
-                rt.raw_set(key, &value)?;
-            }
-            Ok(value)
-        })?,
-    )?;
-    meta.set("__metatable", "rt")?;
-    rt.set_metatable(Some(meta))?;
+    super::members::make_on_first_use(lua, &rt, "rt")?;
     lua.globals().set("rt", rt.clone())?;
     Ok(rt)
 }
 
+/// `rt.log[name]`, made when a script first reads it; `nil` for a name `rt.log` does not have.
+pub(crate) fn log_member(lua: &Lua, name: &str) -> mlua::Result<Value> {
+    let level = match name {
+        "debug" => log::Level::Debug,
+        "info" => log::Level::Info,
+        "warn" => log::Level::Warn,
+        "error" => log::Level::Error,
+        _ => return Ok(Value::Nil),
+    };
+    Ok(Value::Function(log_function(lua, level)?))
+}
+
 /// A `rt.log` function at `level` (`print` is `info`'s twin).
-fn log_function(lua: &Lua, level: log::Level) -> mlua::Result<Function> {
+pub(crate) fn log_function(lua: &Lua, level: log::Level) -> mlua::Result<Function> {
     lua.create_function(move |lua, args: Variadic<Value>| {
         let mut st = state(lua)?;
         let now = st.now;
@@ -495,7 +487,7 @@ fn log_function(lua: &Lua, level: log::Level) -> mlua::Result<Function> {
 
 /// `rt[name]` for a function or library table of `rt`, made when a script first reads it;
 /// `nil` for a name `rt` does not have.
-fn member(lua: &Lua, name: &str) -> mlua::Result<Value> {
+pub(crate) fn member(lua: &Lua, name: &str) -> mlua::Result<Value> {
     Ok(match name {
         "send" => Value::Function(lua.create_function(
             |lua, (first, op, payload, intent): (Value, Option<i64>, Value, Value)| {
@@ -860,14 +852,7 @@ fn member(lua: &Lua, name: &str) -> mlua::Result<Value> {
 
         "log" => {
             let log = lua.create_table()?;
-            for (name, level) in [
-                ("debug", log::Level::Debug),
-                ("info", log::Level::Info),
-                ("warn", log::Level::Warn),
-                ("error", log::Level::Error),
-            ] {
-                log.set(name, log_function(lua, level)?)?;
-            }
+            super::members::make_on_first_use(lua, &log, "rt.log")?;
             Value::Table(log)
         }
 

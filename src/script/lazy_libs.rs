@@ -25,11 +25,23 @@ use mlua::Lua;
 use mlua::ffi::{self, lua_CFunction, lua_State};
 use std::ffi::{CStr, c_int};
 
+/// Where [`super::members::index_function`] keeps the members' `__index`.
+const MEMBERS_KEY: &CStr = c"moonrt.members";
+
 /// Where the globals' metatable is kept, to recognise it.
 const META_KEY: &CStr = c"moonrt.lazy_libs";
 
-/// The libraries opened on first use.
-const LAZY: [&CStr; 5] = [c"table", c"math", c"utf8", c"coroutine", c"os"];
+/// The libraries opened on first use, and the globals written in Rust, made on first use by
+/// [`super::members`].
+const LAZY: [&CStr; 7] = [
+    c"table",
+    c"math",
+    c"utf8",
+    c"coroutine",
+    c"os",
+    c"print",
+    c"require",
+];
 
 /// The `os` functions a script gets: the clock and dates, nothing that touches files,
 /// processes or the environment.
@@ -51,6 +63,9 @@ pub(crate) fn opener(lib: &CStr) -> Option<lua_CFunction> {
 /// Gives `lua`'s globals the metatable that opens the libraries on first use. The state must
 /// have been created without them.
 pub(crate) fn install(lua: &Lua) -> mlua::Result<()> {
+    debug_assert_eq!(MEMBERS_KEY.to_str(), Ok(super::members::INDEX_KEY));
+    // The globals written in Rust are made through the members' `__index`, kept in the registry.
+    super::members::index_function(lua)?;
     // SAFETY: `exec_raw` runs the closure in protected mode with a checked stack; every push is
     // popped or consumed again.
     unsafe {
@@ -122,7 +137,16 @@ unsafe extern "C-unwind" fn index(l: *mut lua_State) -> c_int {
 /// opened in the metatable at `meta`, and leaves the library on the stack.
 unsafe fn open_into(l: *mut lua_State, globals: c_int, meta: c_int, lib: &CStr) {
     unsafe {
-        let open = opener(lib).expect("a lazy library has an opener");
+        let Some(open) = opener(lib) else {
+            // Written in Rust: the state's members `__index` makes it (and stores it raw).
+            ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, MEMBERS_KEY.as_ptr());
+            ffi::lua_pushvalue(l, globals);
+            ffi::lua_pushstring(l, lib.as_ptr());
+            ffi::lua_call(l, 2, 1);
+            ffi::lua_pushboolean(l, 1);
+            ffi::lua_setfield(l, meta, lib.as_ptr());
+            return;
+        };
         ffi::lua_pushcfunction(l, open);
         ffi::lua_call(l, 0, 1);
         if lib == c"os" {

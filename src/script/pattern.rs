@@ -640,18 +640,24 @@ fn gsub(
 }
 
 /// Replaces `string.find`, `match`, `gmatch` and `gsub` in `string` with the counted versions.
+/// Takes Lua's own `find`, `match`, `gmatch` and `gsub` out of `string`; ours are made when a
+/// script first reads them ([`member`], through [`super::members`]).
 pub(crate) fn install(lua: &Lua, string: &Table) -> mlua::Result<()> {
-    string.set(
-        "find",
-        lua.create_function(|lua, args| find_aux(lua, args, true))?,
-    )?;
-    string.set(
-        "match",
-        lua.create_function(|lua, args| find_aux(lua, args, false))?,
-    )?;
-    string.set("gmatch", lua.create_function(gmatch)?)?;
-    string.set("gsub", lua.create_function(gsub)?)?;
-    Ok(())
+    for name in ["find", "match", "gmatch", "gsub"] {
+        string.raw_set(name, Value::Nil)?;
+    }
+    super::members::make_on_first_use(lua, string, "string")
+}
+
+/// `string[name]` for one of the charged pattern functions; `nil` for any other name.
+pub(crate) fn member(lua: &Lua, name: &str) -> mlua::Result<Value> {
+    Ok(Value::Function(match name {
+        "find" => lua.create_function(|lua, args| find_aux(lua, args, true))?,
+        "match" => lua.create_function(|lua, args| find_aux(lua, args, false))?,
+        "gmatch" => lua.create_function(gmatch)?,
+        "gsub" => lua.create_function(gsub)?,
+        _ => return Ok(Value::Nil),
+    }))
 }
 
 #[cfg(test)]

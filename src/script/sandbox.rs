@@ -2,7 +2,7 @@
 //! folder, a memory cap, and an instruction budget per callback that `pcall` cannot swallow.
 
 use super::source::ScriptSource;
-use mlua::{HookTriggers, Lua, LuaOptions, StdLib, Table, Value, VmState};
+use mlua::{Function, HookTriggers, Lua, LuaOptions, StdLib, Table, Value, VmState};
 use std::cell::Cell;
 use std::path::{Component, PathBuf};
 use std::rc::Rc;
@@ -112,7 +112,9 @@ pub(crate) fn new_state(source: Rc<ScriptSource>, memory_limit: usize) -> mlua::
     let string: Table = globals.get("string")?;
     string.set("dump", Value::Nil)?;
     super::pattern::install(&lua, &string)?;
-    for name in ["dofile", "loadfile"] {
+    // `print` is moonrt's (the script's log) and `require` reads the script folder; both are
+    // made on first use (`members.rs`).
+    for name in ["dofile", "loadfile", "print"] {
         globals.set(name, Value::Nil)?;
     }
     let budget = Budget::default();
@@ -121,7 +123,6 @@ pub(crate) fn new_state(source: Rc<ScriptSource>, memory_limit: usize) -> mlua::
     lua.set_app_data(Modules(source));
     super::guards::install(&lua)?;
     super::lazy_libs::install(&lua)?;
-    install_require(&lua)?;
     lua.set_memory_limit(memory_limit)?;
     lua.set_global_hook(
         HookTriggers::new().every_nth_instruction(BUDGET_STEP),
@@ -152,11 +153,16 @@ pub(crate) fn new_state(source: Rc<ScriptSource>, memory_limit: usize) -> mlua::
 struct Modules(Rc<ScriptSource>);
 
 /// `require "a.b"` loads `<script folder>/a/b.lua` once per state; nothing outside the folder.
-fn install_require(lua: &Lua) -> mlua::Result<()> {
-    let loaded = lua.create_table()?;
-    lua.set_named_registry_value("moonrt.loaded", loaded)?;
-    let require = lua.create_function(|lua, name: String| {
-        let loaded: Table = lua.named_registry_value("moonrt.loaded")?;
+pub(crate) fn require_function(lua: &Lua) -> mlua::Result<Function> {
+    lua.create_function(|lua, name: String| {
+        let loaded = match lua.named_registry_value::<Option<Table>>(LOADED_KEY)? {
+            Some(loaded) => loaded,
+            None => {
+                let loaded = lua.create_table()?;
+                lua.set_named_registry_value(LOADED_KEY, &loaded)?;
+                loaded
+            }
+        };
         if let Some(module) = loaded.get::<Option<Value>>(name.as_str())? {
             return Ok(module);
         }
@@ -185,9 +191,11 @@ fn install_require(lua: &Lua) -> mlua::Result<()> {
         };
         loaded.set(name.as_str(), value.clone())?;
         Ok(value)
-    })?;
-    lua.globals().set("require", require)
+    })
 }
+
+/// Where `require` keeps the modules it loaded.
+const LOADED_KEY: &str = "moonrt.loaded";
 
 /// `a.b_c` -> `a/b_c.lua`; `None` for anything that could leave the folder.
 fn module_path(name: &str) -> Option<PathBuf> {
