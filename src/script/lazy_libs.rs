@@ -9,7 +9,8 @@
 //! any global read costs. A library opens at most once: `math = nil` stays nil, also when the
 //! script assigns the name before it ever read it (`__newindex`). Libraries come sandboxed and
 //! guarded as before: `os` with only its clock and date functions, and the charged `table`,
-//! `utf8` and `coroutine` functions ([`super::guards`]).
+//! `utf8` and `coroutine` functions ([`super::guards`]). The globals `print` and `require`,
+//! written in Rust, are made the same way, through [`super::members`].
 //!
 //! What a script can notice, documented in SCRIPTING.md: `rawget(_G, "math")` and `pairs(_G)`
 //! show a library only once it was read. `getmetatable(_G)` and `setmetatable(_G, mt)` first
@@ -18,8 +19,8 @@
 //!
 //! # Safety
 //!
-//! As in [`super::guards`]: called by Lua only; errors (out of memory) unwind by `longjmp` with
-//! no Rust value to drop in these frames.
+//! As in [`super::guards`]: called by Lua only; errors (out of memory, or the budget when a Rust
+//! global is made) unwind by `longjmp` with no Rust value to drop in these frames.
 
 use mlua::Lua;
 use mlua::ffi::{self, lua_CFunction, lua_State};
@@ -288,6 +289,24 @@ mod tests {
                 .eval::<bool>()
                 .unwrap()
         );
+    }
+
+    #[test]
+    fn libraries_and_rust_globals_first_read_inside_a_coroutine_work() {
+        let lua = state(1_000_000);
+        let (floor, kind): (i64, String) = lua
+            .load(
+                r#"
+                local co = coroutine.wrap(function()
+                  coroutine.yield(math.floor(7.5))
+                  return type(require)
+                end)
+                return co(), co()
+                "#,
+            )
+            .eval()
+            .unwrap();
+        assert_eq!((floor, kind.as_str()), (7, "function"));
     }
 
     #[test]
