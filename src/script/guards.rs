@@ -515,17 +515,7 @@ unsafe extern "C-unwind" fn xpcall(l: *mut lua_State) -> c_int {
 
 #[cfg(test)]
 mod tests {
-    use crate::script::sandbox::{self, BUDGET_ERROR, Budget};
-    use crate::script::source::ScriptSource;
-    use mlua::Lua;
-    use std::rc::Rc;
-
-    fn state(budget: u64) -> Lua {
-        let source = ScriptSource::from_text(std::path::Path::new("main.lua"), String::new());
-        let lua = sandbox::new_state(Rc::new(source), 16 << 20).unwrap();
-        lua.app_data_ref::<Budget>().unwrap().start(budget, None);
-        lua
-    }
+    use crate::script::sandbox::{BUDGET_ERROR, test_state as state};
 
     #[test]
     fn a_loaded_chunk_without_an_environment_sees_the_globals() {

@@ -203,17 +203,7 @@ pub(crate) unsafe fn settle(l: *mut lua_State, idx: c_int) {
 
 #[cfg(test)]
 mod tests {
-    use crate::script::sandbox::{self, BUDGET_ERROR, Budget};
-    use crate::script::source::ScriptSource;
-    use mlua::Lua;
-    use std::rc::Rc;
-
-    fn state(budget: u64) -> Lua {
-        let source = ScriptSource::from_text(std::path::Path::new("main.lua"), String::new());
-        let lua = sandbox::new_state(Rc::new(source), 16 << 20).unwrap();
-        lua.app_data_ref::<Budget>().unwrap().start(budget, None);
-        lua
-    }
+    use crate::script::sandbox::{BUDGET_ERROR, test_state as state};
 
     #[test]
     fn a_library_is_opened_when_first_read_sandboxed_and_guarded() {

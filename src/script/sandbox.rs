@@ -149,6 +149,18 @@ pub(crate) fn new_state(source: Rc<ScriptSource>, memory_limit: usize) -> mlua::
     Ok(lua)
 }
 
+/// A sandboxed state for unit tests (an empty script folder), with `budget` instructions for
+/// what it runs.
+#[cfg(test)]
+pub(crate) fn test_state(budget: u64) -> Lua {
+    let source = ScriptSource::from_text(std::path::Path::new("main.lua"), String::new());
+    let lua = new_state(Rc::new(source), 16 << 20).expect("a sandboxed state");
+    lua.app_data_ref::<Budget>()
+        .expect("every state gets a Budget")
+        .start(budget, None);
+    lua
+}
+
 /// The version whose snapshot `require` reads.
 struct Modules(Rc<ScriptSource>);
 
