@@ -7,8 +7,8 @@
 //!   the charged table, string and utf8 functions), as C functions that cost a state no memory.
 //! - `lazy_libs.rs` opens `table`, `math`, `utf8`, `coroutine` and `os` the first time a script
 //!   reads their names, so a state pays only for the libraries its script uses.
-//! - `members.rs` makes the functions written in Rust (`rt`'s, the pattern functions, `print`,
-//!   `require`) when a script first reads them.
+//! - `members.rs` makes the functions written in Rust (`rt`'s, `rt.log`'s, the pattern
+//!   functions, `print`, `require`) when a script first reads them.
 //! - `pattern.rs` is Lua's pattern matcher (`string.find/match/gmatch/gsub`) with its work
 //!   charged to the budget, since C code runs where the instruction hook cannot see it.
 //! - `api.rs` is the `rt` table scripts call; it records commands, never touching the core.

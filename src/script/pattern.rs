@@ -639,7 +639,6 @@ fn gsub(
     Ok((lua.create_string(&out)?, n))
 }
 
-/// Replaces `string.find`, `match`, `gmatch` and `gsub` in `string` with the counted versions.
 /// Takes Lua's own `find`, `match`, `gmatch` and `gsub` out of `string`; ours are made when a
 /// script first reads them ([`member`], through [`super::members`]).
 pub(crate) fn install(lua: &Lua, string: &Table) -> mlua::Result<()> {
