@@ -16,8 +16,11 @@ use std::time::Duration;
 pub(crate) struct SessionScript {
     lua: Lua,
     callbacks: Table,
-    /// Per-packet machinery, made once per state (see `DISPATCH`).
+    /// The packet callbacks, read once when the state is built.
     fast: FastPath,
+    /// The per-packet machinery (see `DISPATCH`), made when the first packet reaches Lua: an
+    /// idle session, or one whose script never sees packets, does not pay for it (about 1.2 KB).
+    dispatcher: Option<Dispatcher>,
     budget: u64,
     /// Wall-clock time one callback may run.
     time_limit: Duration,
@@ -82,7 +85,7 @@ impl SessionScript {
             table: callbacks,
             warnings,
         } = callbacks::collect(&lua, &callbacks).map_err(|e| describe(&e))?;
-        let fast = FastPath::new(&lua, &callbacks).map_err(|e| describe(&e))?;
+        let fast = FastPath::new(&callbacks).map_err(|e| describe(&e))?;
         // Building the state leaves garbage (the os table replaced, the loaders' temporaries):
         // collect it now, so an idle session holds only what it uses (about 5 KB less each).
         let _ = lua.gc_collect();
@@ -90,6 +93,7 @@ impl SessionScript {
             lua,
             callbacks,
             fast,
+            dispatcher: None,
             budget: config.instruction_budget,
             time_limit,
             on_error: config.on_error,
@@ -563,9 +567,15 @@ impl SessionScript {
         if handler.is_none() && filter.is_none() {
             return Verdict::Forward;
         }
-        let dispatch = self.fast.dispatch.clone();
-        let intent = self.fast.intent(data.intent);
-        let target = self.fast.target(&self.lua, data.target);
+        // Without the dispatcher (the state is out of memory) the packet is dropped, as when
+        // a handler fails.
+        self.make_dispatcher(ctx);
+        let Some(d) = &self.dispatcher else {
+            return Verdict::Drop;
+        };
+        let dispatch = d.dispatch.clone();
+        let intent = d.intent(data.intent);
+        let target = d.target(&self.lua, data.target);
         let outcome = self.call(ctx, "on_packet", |lua, _| {
             let (keep, payload, to): (bool, Option<mlua::LuaString>, Value) = dispatch.call((
                 handler,
@@ -595,9 +605,13 @@ impl SessionScript {
         let Some(f) = self.fast.on_message.clone() else {
             return false;
         };
-        let dispatch = self.fast.dispatch.clone();
-        let intent = self.fast.intent(data.intent);
-        let target = self.fast.target(&self.lua, data.target);
+        self.make_dispatcher(ctx);
+        let Some(d) = &self.dispatcher else {
+            return true;
+        };
+        let dispatch = d.dispatch.clone();
+        let intent = d.intent(data.intent);
+        let target = d.target(&self.lua, data.target);
         self.call(ctx, "on_message", |lua, _| {
             dispatch.call::<Value>((
                 f,
@@ -610,6 +624,15 @@ impl SessionScript {
             ))
         });
         true
+    }
+
+    /// Makes the dispatcher if this is the first packet that reaches Lua. A failure (the
+    /// state's memory limit) is logged and counted like a callback's error and leaves it unmade.
+    fn make_dispatcher(&mut self, ctx: &mut Ctx<'_>) {
+        if self.dispatcher.is_none() {
+            self.dispatcher =
+                self.call(ctx, "the packet dispatcher", |lua, _| Dispatcher::new(lua));
+        }
     }
 
     /// A timer is due: run it, re-arm intervals and the tick.
@@ -674,14 +697,30 @@ return function(handler, filter, sender, opcode, intent, payload, to)
 end
 "#;
 
-/// What the per-packet path needs, made once per state: the dispatcher, the packet callbacks
-/// (read when the session starts) and the strings every packet would otherwise create.
+/// The packet callbacks, read once when the session starts.
 struct FastPath {
-    dispatch: Function,
     on_packet: Option<Function>,
     on_send_to_player: Option<Function>,
     on_send_to_group: Option<Function>,
     on_message: Option<Function>,
+}
+
+impl FastPath {
+    fn new(callbacks: &Table) -> mlua::Result<FastPath> {
+        let get = |name: &str| callbacks.get::<Option<Function>>(name);
+        Ok(FastPath {
+            on_packet: get("on_packet")?,
+            on_send_to_player: get("on_send_to_player")?,
+            on_send_to_group: get("on_send_to_group")?,
+            on_message: get("on_message")?,
+        })
+    }
+}
+
+/// What the per-packet path needs, made once per state when the first packet reaches Lua:
+/// the dispatcher and the strings every packet would otherwise create.
+struct Dispatcher {
+    dispatch: Function,
     reliable: mlua::LuaString,
     unreliable: mlua::LuaString,
     sequenced: mlua::LuaString,
@@ -689,17 +728,12 @@ struct FastPath {
     server: mlua::LuaString,
 }
 
-impl FastPath {
-    fn new(lua: &Lua, callbacks: &Table) -> mlua::Result<FastPath> {
+impl Dispatcher {
+    fn new(lua: &Lua) -> mlua::Result<Dispatcher> {
         let players: Table = lua.named_registry_value("moonrt.players")?;
         let dispatch: Function = lua.load(DISPATCH).set_name("=dispatch").call(players)?;
-        let get = |name: &str| callbacks.get::<Option<Function>>(name);
-        Ok(FastPath {
+        Ok(Dispatcher {
             dispatch,
-            on_packet: get("on_packet")?,
-            on_send_to_player: get("on_send_to_player")?,
-            on_send_to_group: get("on_send_to_group")?,
-            on_message: get("on_message")?,
             reliable: lua.create_string("reliable")?,
             unreliable: lua.create_string("unreliable")?,
             sequenced: lua.create_string("sequenced")?,
