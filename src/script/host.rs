@@ -268,6 +268,14 @@ fn process_ctx(outbox: &mut crate::core::Outbox) -> Ctx<'_> {
     }
 }
 
+#[cfg(test)]
+impl LuaHooks {
+    /// A running session's script.
+    pub(crate) fn session_script(&self, session: SessionId) -> &SessionScript {
+        &self.sessions[&session]
+    }
+}
+
 impl Hooks for LuaHooks {
     fn session_started(
         &mut self,

@@ -840,3 +840,81 @@ fn where_of(e: &mlua::Error) -> String {
         })
         .unwrap_or_else(|| "an unknown place".into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::host::LuaHooks;
+    use super::super::source::ScriptSource;
+    use crate::config::Config;
+    use crate::core::codec::{Data, Intent, Target};
+    use crate::core::{Ctx, Hooks, Outbox, PeerId, PlayerInfo, SessionId, SessionStart, Verdict};
+    use std::time::Instant;
+
+    /// Drops opcode 9, uppercases the rest.
+    const SCRIPT: &str = r#"
+local M = {}
+function M.on_packet(packet)
+  if packet.opcode == 9 then return false end
+  packet.payload = packet.payload:upper()
+end
+return M
+"#;
+
+    #[test]
+    fn the_packet_dispatcher_is_made_by_the_first_packet_and_then_kept() {
+        let source = ScriptSource::from_text(std::path::Path::new("main.lua"), SCRIPT.into());
+        let mut hooks = LuaHooks::new(source, &Config::default()).expect("the script loads");
+        let mut outbox = Outbox::default();
+        let session = SessionId(7);
+        let mut ctx = Ctx {
+            session,
+            now: Instant::now(),
+            wall_us: 0,
+            out: &mut outbox,
+        };
+        let start = SessionStart {
+            name: "",
+            params: None,
+            max_players: 8,
+            limits: (8, 1000),
+            linger_ms: 1000,
+            send_interval_ms: 0,
+        };
+        hooks.session_started(&mut ctx, &start).expect("a session");
+        let player = PlayerInfo {
+            peer: PeerId(1),
+            player_id: "",
+            name: "a",
+            claims: None,
+        };
+        hooks
+            .player_connecting(&mut ctx, player, b"")
+            .expect("admitted");
+        assert!(
+            hooks.session_script(session).dispatcher.is_none(),
+            "an idle session has no dispatcher"
+        );
+        let packet = |opcode| Data {
+            intent: Intent::Reliable,
+            opcode,
+            target: Target::AllOthers,
+            payload: b"hi",
+        };
+        assert!(matches!(
+            hooks.on_packet(&mut ctx, PeerId(1), &packet(5)),
+            Verdict::Rewrite { payload: Some(p), to: None } if p == b"HI"
+        ));
+        let dispatcher = |hooks: &LuaHooks| {
+            let script = hooks.session_script(session);
+            script.dispatcher.as_ref().map(|d| d.dispatch.to_pointer())
+        };
+        let first = dispatcher(&hooks);
+        assert!(first.is_some());
+        assert_eq!(
+            hooks.on_packet(&mut ctx, PeerId(1), &packet(9)),
+            Verdict::Drop
+        );
+        assert_eq!(dispatcher(&hooks), first, "the second packet reuses it");
+        assert_eq!(hooks.session_script(session).errors, 0);
+    }
+}
