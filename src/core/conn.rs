@@ -130,8 +130,31 @@ pub(crate) struct Conn {
     /// The player's id from HELLO (empty = anonymous).
     pub player_id: String,
     /// Whether the connection speaks the sessionserver JSON profile: it gets text messages
-    /// (`json_out`) and never a native frame.
+    /// (`ConnExtras::json_out`) and never a native frame.
     pub json: bool,
+    /// What only some connections need, made on first use ([`Conn::extras_mut`]).
+    extras: Option<Box<ConnExtras>>,
+    /// How it reached the server.
+    pub transport: Transport,
+    /// The secret that takes this player's seat back after a drop (WELCOME, HELLO mode 4).
+    pub reconnect_secret: u64,
+    /// The transport should send a WebSocket ping (a quiet sessionserver connection is asked
+    /// for a pong before its idle timeout).
+    pub ws_ping: bool,
+    /// Coalesced sending: deliveries wait in its buffers for the session's flush timer instead
+    /// of being flushed at the end of the turn (control frames still go at once).
+    pub hold: bool,
+    /// Whether the connection is in the dirty list already.
+    queued: bool,
+    /// Whether the connection is in the overflow list already.
+    overflowed: bool,
+}
+
+/// What only some connections carry: WebSocket, sessionserver and vendor-profile state, and a
+/// close reason. Boxed and made on first use, so a native connection's record stays small
+/// (an idle native connection is about 100 bytes smaller; BENCHMARKS.md, "Idle memory").
+#[derive(Debug, Default)]
+pub(crate) struct ConnExtras {
     /// Pending sessionserver messages, each as `u32 length | UTF-8 JSON`.
     pub json_out: Vec<u8>,
     /// Why the connection was closed, for a WebSocket close frame (4000 + code).
@@ -141,23 +164,36 @@ pub(crate) struct Conn {
     pub upgrade_credential: Option<String>,
     /// The ticket that admitted a sessionserver connection (native ones are checked per HELLO).
     pub ticket: Option<Box<super::auth::Ticket>>,
-    /// How it reached the server.
-    pub transport: Transport,
-    /// The secret that takes this player's seat back after a drop (WELCOME, HELLO mode 4).
-    pub reconnect_secret: u64,
-    /// The transport should send a WebSocket ping (a quiet sessionserver connection is asked
-    /// for a pong before its idle timeout).
-    pub ws_ping: bool,
     /// The vendor profile its WebSocket speaks (`crate::profiles`), if any: such clients have
     /// no keepalive of their own, so the server pings them as it does sessionserver ones.
     pub profile: Option<&'static str>,
-    /// Coalesced sending: deliveries wait in its buffers for the session's flush timer instead
-    /// of being flushed at the end of the turn (control frames still go at once).
-    pub hold: bool,
-    /// Whether the connection is in the dirty list already.
-    queued: bool,
-    /// Whether the connection is in the overflow list already.
-    overflowed: bool,
+}
+
+impl Conn {
+    /// Its extras, if any were ever made.
+    pub(crate) fn extras(&self) -> Option<&ConnExtras> {
+        self.extras.as_deref()
+    }
+
+    /// Its extras, if any were ever made, to change.
+    pub(crate) fn extras_if_made(&mut self) -> Option<&mut ConnExtras> {
+        self.extras.as_deref_mut()
+    }
+
+    /// Its extras, made now if this is their first use.
+    pub(crate) fn extras_mut(&mut self) -> &mut ConnExtras {
+        self.extras.get_or_insert_default()
+    }
+
+    /// The vendor profile its WebSocket speaks, if any.
+    pub(crate) fn profile(&self) -> Option<&'static str> {
+        self.extras().and_then(|x| x.profile)
+    }
+
+    /// Pending sessionserver messages (see [`ConnExtras::json_out`]).
+    pub(crate) fn json_out(&self) -> &[u8] {
+        self.extras().map_or(&[], |x| &x.json_out)
+    }
 }
 
 /// All connections, plus which have output to flush and which overflowed.
@@ -222,12 +258,8 @@ impl ConnTable {
             rate: RateLimit::new(now, rate),
             player_id: String::new(),
             json: false,
-            json_out: Vec::new(),
-            close_note: None,
-            upgrade_credential: None,
-            ticket: None,
+            extras: None,
             ws_ping: false,
-            profile: None,
             hold: false,
             transport: Transport::Tcp,
             reconnect_secret: 0,
@@ -286,7 +318,7 @@ impl ConnTable {
 
     fn check_pending(&mut self, id: ConnId, max: usize) {
         if let Some(conn) = self.slab.get_mut(id.0 as usize)
-            && conn.tcp_out.len() + conn.json_out.len() > max
+            && conn.tcp_out.len() + conn.json_out().len() > max
             && !conn.overflowed
             && conn.phase != Phase::Closing
         {
@@ -343,9 +375,9 @@ impl ConnTable {
         if conn.phase == Phase::Closing {
             return;
         }
-        conn.json_out
-            .extend_from_slice(&(text.len() as u32).to_le_bytes());
-        conn.json_out.extend_from_slice(text.as_bytes());
+        let json_out = &mut conn.extras_mut().json_out;
+        json_out.extend_from_slice(&(text.len() as u32).to_le_bytes());
+        json_out.extend_from_slice(text.as_bytes());
         Self::mark_dirty(&mut self.dirty, conn, id);
         self.check_overflow(id);
     }

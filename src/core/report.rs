@@ -36,7 +36,7 @@ impl<H: Hooks> Server<H> {
                     "id": m.player_id,
                     "name": m.name,
                     "transport": conn.map_or("gone", |c| transport_name(c.transport, c.json)),
-                    "profile": conn.map_or("native", |c| c.profile.unwrap_or(if c.json { "sessionserver" } else { "native" })),
+                    "profile": conn.map_or("native", |c| c.profile().unwrap_or(if c.json { "sessionserver" } else { "native" })),
                     "udp_bound": conn.is_some_and(|c| c.udp_addr.is_some()),
                     "connected": conn.is_some_and(|c| matches!(c.phase, Phase::Joined { .. })),
                     "address": conn.map(|c| c.addr.to_string()),

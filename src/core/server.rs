@@ -472,7 +472,7 @@ impl<H: Hooks> Server<H> {
         let upgrade = self
             .conns
             .get_mut(id)
-            .and_then(|c| c.upgrade_credential.take());
+            .and_then(|c| c.extras_if_made()?.upgrade_credential.take());
         let credential = match (hello.token, &upgrade) {
             ("", Some(upgrade)) => upgrade.as_str(),
             (token, _) => token,
@@ -893,7 +893,7 @@ impl<H: Hooks> Server<H> {
         let was = std::mem::replace(&mut conn.phase, Phase::Closing);
         let player_id = std::mem::take(&mut conn.player_id);
         // A WebSocket close frame repeats it (status 4000 + code); TCP ignores it.
-        conn.close_note = Some((code, message.to_owned()));
+        conn.extras_mut().close_note = Some((code, message.to_owned()));
         let frame = match was {
             Phase::Closing => return,
             Phase::AwaitingHello | Phase::Lobby => ServerMsg::Reject {
@@ -1234,7 +1234,7 @@ impl<H: Hooks> Server<H> {
         // The old connection (held, or not yet seen to drop) gives up its slot and its queue.
         let missed = old_conn.tcp_out.take_whole_frames();
         old_conn.phase = Phase::Closing;
-        old_conn.close_note = Some((Code::Replaced, "the player reconnected".into()));
+        old_conn.extras_mut().close_note = Some((Code::Replaced, "the player reconnected".into()));
         self.events.push_back(Event::Close(old));
         if let Some(s) = self.sessions.get_mut(&sid) {
             s.rebind(peer, id);
@@ -1352,7 +1352,7 @@ impl<H: Hooks> Server<H> {
         let pinged = self
             .conns
             .get(id)
-            .is_some_and(|c| c.json || c.profile.is_some());
+            .is_some_and(|c| c.json || c.profile().is_some());
         let first = if pinged {
             self.config.idle_timeout() / 3
         } else {
@@ -1388,7 +1388,7 @@ impl<H: Hooks> Server<H> {
             return;
         }
         let ping_at = conn.last_rx + idle / 3;
-        let pinged = conn.json || conn.profile.is_some();
+        let pinged = conn.json || conn.profile().is_some();
         if pinged && now >= ping_at {
             conn.ws_ping = true;
             self.conns.wake(id);
@@ -1418,7 +1418,7 @@ impl<H: Hooks> Server<H> {
     /// admin API, and kept alive with WebSocket pings (those clients send no ping of their own).
     pub fn set_profile(&mut self, id: ConnId, name: &'static str) {
         if let Some(conn) = self.conns.get_mut(id) {
-            conn.profile = Some(name);
+            conn.extras_mut().profile = Some(name);
         }
     }
 

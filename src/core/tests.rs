@@ -417,6 +417,32 @@ fn handshake_must_complete_within_the_timeout() {
 }
 
 #[test]
+fn native_players_carry_no_connection_extras_until_one_is_closed_with_a_reason() {
+    let mut s = sim(config());
+    let a = s.join("r", "a");
+    let b = s.join("r", "b");
+    s.data(a, Intent::Reliable, 7, Target::AllOthers, b"hi");
+    s.recv(a);
+    s.recv(b);
+    let extras_made = |s: &Sim<NoScript>, id| s.server.conns.get(id).unwrap().extras().is_some();
+    // The WebSocket, sessionserver and vendor state is boxed away: a native player, joined and
+    // playing, never makes it (each would cost it about 100 bytes more).
+    assert!(!extras_made(&s, a) && !extras_made(&s, b));
+    s.advance(20_000);
+    s.send(a, ClientMsg::Ping { client_time: 7 });
+    s.advance(20_000);
+    s.send(a, ClientMsg::Ping { client_time: 8 });
+    s.advance(20_000);
+    assert_eq!(s.closed, vec![b]);
+    // The reason a WebSocket close frame repeats is kept once there is one.
+    assert_eq!(
+        s.server.close_note(b).map(|(code, _)| code),
+        Some(Code::IdleTimeout)
+    );
+    assert!(!extras_made(&s, a), "a is still playing");
+}
+
+#[test]
 fn silent_player_is_closed_after_the_idle_timeout_but_pings_keep_it() {
     let mut s = sim(config());
     let a = s.join("r", "a");

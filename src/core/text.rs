@@ -51,7 +51,9 @@ impl<H: Hooks> Server<H> {
             && conn.phase == Phase::AwaitingHello
         {
             conn.phase = Phase::Lobby;
-            conn.upgrade_credential = credential;
+            if credential.is_some() {
+                conn.extras_mut().upgrade_credential = credential;
+            }
         }
     }
 
@@ -62,7 +64,7 @@ impl<H: Hooks> Server<H> {
 
     /// The text messages waiting for a connection, oldest first.
     pub fn json_pending(&self, id: ConnId) -> impl Iterator<Item = &str> {
-        let mut rest = self.conns.get(id).map_or(&[][..], |c| &c.json_out[..]);
+        let mut rest = self.conns.get(id).map_or(&[][..], |c| c.json_out());
         std::iter::from_fn(move || {
             let (len, tail) = rest.split_first_chunk::<4>()?;
             let (text, tail) = tail.split_at(u32::from_le_bytes(*len) as usize);
@@ -74,14 +76,14 @@ impl<H: Hooks> Server<H> {
 
     /// The transport sent every message of [`Server::json_pending`].
     pub fn json_sent(&mut self, id: ConnId) {
-        if let Some(conn) = self.conns.get_mut(id) {
-            conn.json_out.clear();
+        if let Some(extras) = self.conns.get_mut(id).and_then(|c| c.extras_if_made()) {
+            extras.json_out.clear();
         }
     }
 
     /// Why a connection is being closed (for its WebSocket close frame: 4000 + the code).
     pub fn close_note(&self, id: ConnId) -> Option<(Code, &str)> {
-        let (code, why) = self.conns.get(id)?.close_note.as_ref()?;
+        let (code, why) = self.conns.get(id)?.extras()?.close_note.as_ref()?;
         Some((*code, why))
     }
 

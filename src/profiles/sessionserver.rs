@@ -298,12 +298,15 @@ impl SessionServer {
         let Some(conn) = core.conns.get_mut(id) else {
             return false;
         };
-        let credential = conn.upgrade_credential.take().unwrap_or_default();
+        let credential = conn
+            .extras_if_made()
+            .and_then(|x| x.upgrade_credential.take())
+            .unwrap_or_default();
         let serial = conn.serial;
         match core.auth.check(&credential, wall) {
             Ok(Grant::Ticket(ticket)) => {
                 if let Some(conn) = core.conns.get_mut(id) {
-                    conn.ticket = Some(ticket);
+                    conn.extras_mut().ticket = Some(ticket);
                 }
             }
             Ok(Grant::Trusted) => {}
@@ -327,7 +330,11 @@ impl SessionServer {
         id: ConnId,
         public: Option<u64>,
     ) -> bool {
-        let Some(ticket) = core.conns.get(id).and_then(|c| c.ticket.as_deref()) else {
+        let Some(ticket) = core
+            .conns
+            .get(id)
+            .and_then(|c| c.extras()?.ticket.as_deref())
+        else {
             return true;
         };
         let expired = ticket.expires < core.clock.wall_us(now) / 1_000_000;
@@ -395,7 +402,7 @@ impl SessionServer {
         let params = core
             .conns
             .get(id)
-            .and_then(|c| c.ticket.as_ref())
+            .and_then(|c| c.extras()?.ticket.as_ref())
             .and_then(|t| t.params.clone());
         let sid = match core.create_session(now, "", params.as_ref(), None, false) {
             Ok(sid) => sid,
@@ -494,7 +501,7 @@ impl SessionServer {
         }
         // The script sees the ticket's player id and claims; the wire keeps the package's
         // numeric player ids.
-        let ticket = core.conns.get(id).and_then(|c| c.ticket.clone());
+        let ticket = core.conns.get(id).and_then(|c| c.extras()?.ticket.clone());
         let player_id = match &ticket {
             Some(t) => t.player_id.clone(),
             None => number.to_string(),
