@@ -89,8 +89,8 @@ fn originals() -> &'static Originals {
         .expect("the guards are installed before any script runs")
 }
 
-/// Guards `lua`'s base functions and `string` library; `table`, `utf8` and `coroutine` are
-/// guarded by [`guard_library`] when [`super::lazy_libs`] opens them. The state's [`Budget`]
+/// Guards `lua`'s base functions; `string`, `table`, `utf8` and `coroutine` are guarded by
+/// [`guard_library`] when [`super::lazy_libs`] opens them. The state's [`Budget`]
 /// must be in its app data already, where it stays for the state's life.
 pub(crate) fn install(lua: &Lua) -> mlua::Result<()> {
     let budget: *const Budget = &*lua
@@ -114,9 +114,7 @@ pub(crate) fn install(lua: &Lua) -> mlua::Result<()> {
                 ffi::lua_pushcfunction(l, guard);
                 ffi::lua_setfield(l, -2, name.as_ptr());
             }
-            ffi::lua_getfield(l, -1, c"string".as_ptr());
-            guard_library(l, c"string", -1);
-            ffi::lua_pop(l, 2);
+            ffi::lua_pop(l, 1);
         })
     }
 }
@@ -132,17 +130,14 @@ pub(crate) unsafe fn guard_library(l: *mut lua_State, lib: &CStr, table: c_int) 
     }
 }
 
-/// `lib.name`'s original C function: `_G` and `string` as the state has them (no guard is in
-/// place yet), the others from a copy of their library opened for the purpose.
+/// `lib.name`'s original C function: `_G` as the state has it (no guard is in place yet), the
+/// others from a copy of their library opened for the purpose (opening `string` also sets the
+/// strings' metatable, which [`super::lazy_libs::install`] replaces afterwards).
 unsafe fn original(l: *mut lua_State, lib: &CStr, name: &CStr) -> lua_CFunction {
     unsafe {
         ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, ffi::LUA_RIDX_GLOBALS);
         match lib.to_bytes() {
             b"_G" => {}
-            b"string" => {
-                ffi::lua_getfield(l, -1, lib.as_ptr());
-                ffi::lua_remove(l, -2);
-            }
             _ => {
                 ffi::lua_pop(l, 1);
                 let open = super::lazy_libs::opener(lib)
@@ -432,10 +427,12 @@ unsafe extern "C-unwind" fn setmetatable(l: *mut lua_State) -> c_int {
 }
 
 /// `getmetatable(v)`. On the globals table, the libraries not opened yet are opened first
-/// ([`super::lazy_libs::settle`]), so a script sees and changes only its own metatable.
+/// ([`super::lazy_libs::settle`]), so a script sees and changes only its own metatable; on a
+/// string, the string library is ([`super::lazy_libs::settle_strings`]).
 unsafe extern "C-unwind" fn getmetatable(l: *mut lua_State) -> c_int {
     unsafe {
         super::lazy_libs::settle(l, 1);
+        super::lazy_libs::settle_strings(l, 1);
         (originals().getmetatable)(l)
     }
 }

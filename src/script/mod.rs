@@ -5,8 +5,9 @@
 //!   library work (sorting, moving, repeating) charged to the budget.
 //! - `guards.rs` holds the library guards the sandbox installs (`load`, `pcall`, `setmetatable`,
 //!   the charged table, string and utf8 functions), as C functions that cost a state no memory.
-//! - `lazy_libs.rs` opens `table`, `math`, `utf8`, `coroutine` and `os` the first time a script
-//!   reads their names, so a state pays only for the libraries its script uses.
+//! - `lazy_libs.rs` opens `string`, `table`, `math`, `utf8`, `coroutine` and `os` the first time
+//!   a script reads their names (`string` also on a string's first method call or arithmetic),
+//!   so a state pays only for the libraries its script uses.
 //! - `members.rs` makes the functions written in Rust (`rt`'s, `rt.log`'s, the pattern
 //!   functions, `print`, `require`) when a script first reads them.
 //! - `pattern.rs` is Lua's pattern matcher (`string.find/match/gmatch/gsub`) with its work

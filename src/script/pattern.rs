@@ -8,7 +8,7 @@
 //! Plain searches use a linear-time substring search (`memchr::memmem`).
 
 use super::sandbox::charge;
-use mlua::{Function, Lua, LuaString, MultiValue, Table, Value};
+use mlua::{Function, Lua, LuaString, MultiValue, Value};
 
 /// Steps between two charges to the budget.
 const CHARGE_EVERY: u32 = 1_024;
@@ -639,16 +639,9 @@ fn gsub(
     Ok((lua.create_string(&out)?, n))
 }
 
-/// Takes Lua's own `find`, `match`, `gmatch` and `gsub` out of `string`; ours are made when a
-/// script first reads them ([`member`], through [`super::members`]).
-pub(crate) fn install(lua: &Lua, string: &Table) -> mlua::Result<()> {
-    for name in ["find", "match", "gmatch", "gsub"] {
-        string.raw_set(name, Value::Nil)?;
-    }
-    super::members::make_on_first_use(lua, string, "string")
-}
-
-/// `string[name]` for one of the charged pattern functions; `nil` for any other name.
+/// `string[name]` for one of the charged pattern functions; `nil` for any other name. Lua's own
+/// are taken out of `string` when it is opened (`super::lazy_libs::string_library`), and these
+/// are made when a script first reads them, through [`super::members`].
 pub(crate) fn member(lua: &Lua, name: &str) -> mlua::Result<Value> {
     Ok(Value::Function(match name {
         "find" => lua.create_function(|lua, args| find_aux(lua, args, true))?,

@@ -99,19 +99,14 @@ pub(crate) fn charge(lua: &Lua, units: i64) -> mlua::Result<()> {
 /// A new sandboxed state. `require` loads modules from `source`'s snapshot; `memory_limit` caps
 /// the state.
 pub(crate) fn new_state(source: Rc<ScriptSource>, memory_limit: usize) -> mlua::Result<Lua> {
-    // `table`, `math`, `utf8`, `coroutine` and `os` are opened on first use (`lazy_libs.rs`).
-    let libs = StdLib::STRING;
-    let lua = Lua::new_with(libs, LuaOptions::default())?;
+    // `string`, `table`, `math`, `utf8`, `coroutine` and `os` are opened on first use, sandboxed
+    // there (`lazy_libs.rs`: no `string.dump`, moonrt's pattern functions).
+    let lua = Lua::new_with(StdLib::NONE, LuaOptions::default())?;
     // Generational collection: a packet's table and payload string die young, and a minor
     // collection touches only the young objects instead of marking the whole state; about a
     // fifth less CPU for an `on_packet` on every packet (BENCHMARKS.md, issue 17).
     lua.gc_set_mode(mlua::state::GcMode::Generational(Default::default()));
     let globals = lua.globals();
-
-    // string.dump makes binary chunks, which could bypass the text-only `load`.
-    let string: Table = globals.get("string")?;
-    string.set("dump", Value::Nil)?;
-    super::pattern::install(&lua, &string)?;
     // `print` is moonrt's (the script's log) and `require` reads the script folder; both are
     // made on first use (`members.rs`).
     for name in ["dofile", "loadfile", "print"] {
