@@ -139,14 +139,18 @@ unsafe fn string_library(l: *mut lua_State) {
         ffi::lua_pop(l, 1);
         ffi::lua_pushstring(l, c"".as_ptr());
         let empty = ffi::lua_gettop(l);
-        ffi::lua_getmetatable(l, empty);
+        if ffi::lua_getmetatable(l, empty) == 0 {
+            ffi::lua_pushnil(l);
+        }
         let stand_in = ffi::lua_gettop(l);
         // `luaopen_string` sets the strings' real metatable as its last step, after its last
         // allocation: put the stand-in back at once (setting a metatable allocates nothing).
         ffi::lua_pushcfunction(l, ffi::luaopen_string);
         ffi::lua_call(l, 0, 1);
         let lib = ffi::lua_gettop(l);
-        ffi::lua_getmetatable(l, empty);
+        if ffi::lua_getmetatable(l, empty) == 0 {
+            ffi::lua_pushnil(l);
+        }
         let real = ffi::lua_gettop(l);
         ffi::lua_pushvalue(l, stand_in);
         ffi::lua_setmetatable(l, empty);
@@ -191,7 +195,9 @@ unsafe extern "C-unwind" fn string_arith<const EVENT: usize>(l: *mut lua_State) 
         string_library(l);
         ffi::lua_pop(l, 1);
         ffi::lua_pushstring(l, c"".as_ptr());
-        ffi::lua_getmetatable(l, -1);
+        if ffi::lua_getmetatable(l, -1) == 0 {
+            ffi::lua_createtable(l, 0, 0);
+        }
         ffi::lua_getfield(l, -1, STRING_EVENTS[EVENT].0.as_ptr());
         ffi::lua_insert(l, 1);
         ffi::lua_pop(l, 2);

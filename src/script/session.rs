@@ -19,7 +19,7 @@ pub(crate) struct SessionScript {
     /// The packet callbacks, read once when the state is built.
     fast: FastPath,
     /// The per-packet machinery (see `DISPATCH`), made when the first packet reaches Lua: an
-    /// idle session, or one whose script never sees packets, does not pay for it (about 1.2 KB).
+    /// idle session, or one whose script never sees packets, does not pay for it (about 1.3 KB).
     dispatcher: Option<Dispatcher>,
     budget: u64,
     /// Wall-clock time one callback may run.
