@@ -131,8 +131,9 @@ pub(crate) unsafe fn guard_library(l: *mut lua_State, lib: &CStr, table: c_int) 
 }
 
 /// `lib.name`'s original C function: `_G` as the state has it (no guard is in place yet), the
-/// others from a copy of their library opened for the purpose (opening `string` also sets the
-/// strings' metatable, which [`super::lazy_libs::install`] replaces afterwards).
+/// others from a copy of their library opened for the purpose. Opening `string` sets the
+/// strings' metatable; the one they had is put back, so the unguarded copy is never reachable
+/// from the state's strings.
 unsafe fn original(l: *mut lua_State, lib: &CStr, name: &CStr) -> lua_CFunction {
     unsafe {
         ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, ffi::LUA_RIDX_GLOBALS);
@@ -142,8 +143,16 @@ unsafe fn original(l: *mut lua_State, lib: &CStr, name: &CStr) -> lua_CFunction 
                 ffi::lua_pop(l, 1);
                 let open = super::lazy_libs::opener(lib)
                     .unwrap_or_else(|| panic!("{lib:?} is a standard library"));
+                ffi::lua_pushstring(l, c"".as_ptr());
+                if ffi::lua_getmetatable(l, -1) == 0 {
+                    ffi::lua_pushnil(l);
+                }
                 ffi::lua_pushcfunction(l, open);
                 ffi::lua_call(l, 0, 1);
+                // [.., "", metatable before, library] -> [.., library]
+                ffi::lua_insert(l, -3);
+                ffi::lua_setmetatable(l, -2);
+                ffi::lua_pop(l, 1);
             }
         }
         ffi::lua_getfield(l, -1, name.as_ptr());
@@ -513,6 +522,25 @@ unsafe extern "C-unwind" fn xpcall(l: *mut lua_State) -> c_int {
 #[cfg(test)]
 mod tests {
     use crate::script::sandbox::{BUDGET_ERROR, test_state as state};
+
+    #[test]
+    fn reading_the_string_originals_leaves_the_strings_metatable_as_it_was() {
+        let lua = mlua::Lua::new_with(mlua::StdLib::NONE, mlua::LuaOptions::default()).unwrap();
+        // SAFETY: protected mode, checked stack; `original` leaves the stack as it found it.
+        let metatable_is_nil = unsafe {
+            lua.exec_raw::<bool>((), |l| {
+                let rep = super::original(l, c"string", c"rep");
+                assert!(rep as usize != 0);
+                mlua::ffi::lua_pushstring(l, c"".as_ptr());
+                let has = mlua::ffi::lua_getmetatable(l, -1) != 0;
+                mlua::ffi::lua_settop(l, 0);
+                mlua::ffi::lua_pushboolean(l, (!has) as i32);
+            })
+        }
+        .unwrap();
+        // Else the unguarded copy would be the strings' `__index` until something replaced it.
+        assert!(metatable_is_nil);
+    }
 
     #[test]
     fn a_loaded_chunk_without_an_environment_sees_the_globals() {

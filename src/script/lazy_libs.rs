@@ -159,6 +159,7 @@ unsafe fn string_library(l: *mut lua_State) {
             ffi::lua_pushnil(l);
             ffi::lua_rawset(l, lib);
         }
+        // What `super::members::make_on_first_use(lua, string, "string")` does, in C.
         ffi::lua_createtable(l, 0, 2);
         ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, MEMBERS_KEY.as_ptr());
         ffi::lua_setfield(l, -2, c"__index".as_ptr());
