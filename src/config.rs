@@ -32,9 +32,12 @@ pub struct Config {
 pub struct AdminConfig {
     /// Address of the admin HTTP listener; empty: off.
     pub listen: String,
-    /// If not empty, every admin request but `/healthz` and `/readyz` must carry it
-    /// (`Authorization: Bearer`).
+    /// If not empty, every admin request but `/healthz`, `/readyz` and the dashboard's page
+    /// must carry it (`Authorization: Bearer`). Required when `listen` is not a loopback address.
     pub token: String,
+    /// Host names the listener answers to besides IP addresses and `localhost` (a reverse
+    /// proxy's public name); any other `Host` is refused, so a rebound DNS name reads nothing.
+    pub allowed_hosts: Vec<String>,
 }
 
 /// `[auth]`.
@@ -581,6 +584,30 @@ impl Config {
                 ),
             });
         };
+        if !addr.ip().is_loopback() && self.admin.token.trim().is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "admin.token",
+                problem: format!(
+                    "must be set when admin.listen ({listen}) is reachable from the network: \
+                     anyone who reaches it could end sessions and drain the server. Set \
+                     [admin] token (e.g. `openssl rand -hex 32`), or listen on 127.0.0.1"
+                ),
+            });
+        }
+        if let Some(bad) = self
+            .admin
+            .allowed_hosts
+            .iter()
+            .find(|h| h.trim().is_empty() || h.contains(['/', ' ', '*']))
+        {
+            return Err(ConfigError::Invalid {
+                key: "admin.allowed_hosts",
+                problem: format!(
+                    "holds host names like \"admin.example.com\" (no scheme, path or \
+                     wildcard; got {bad:?})"
+                ),
+            });
+        }
         let game = [
             Some(self.server.listen),
             self.server.ws_listen.parse().ok(),
@@ -682,6 +709,22 @@ impl Config {
     }
 }
 
+/// The first of `listeners` beyond loopback when `[auth] mode` is "open" (anyone may join as
+/// anyone), for the warning at start; `None` when joins are authenticated or all is loopback.
+pub fn open_to_the_network(
+    config: &Config,
+    listeners: &[Option<SocketAddr>],
+) -> Option<SocketAddr> {
+    if config.auth_mode() != AuthMode::Open {
+        return None;
+    }
+    listeners
+        .iter()
+        .flatten()
+        .copied()
+        .find(|a| !a.ip().is_loopback())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -715,5 +758,40 @@ mod tests {
     fn unknown_key_is_refused_by_name() {
         let err = Config::from_toml("[server]\nmax_conections = 5\n").unwrap_err();
         assert!(err.to_string().contains("max_conections"), "{err}");
+    }
+
+    #[test]
+    fn a_network_admin_listener_without_a_token_is_refused_and_the_error_names_the_fix() {
+        for listen in ["0.0.0.0:9091", "[::]:9091", "10.0.0.5:9090"] {
+            let toml = format!("[admin]\nlisten = \"{listen}\"\n");
+            let err = Config::from_toml(&toml).unwrap_err().to_string();
+            assert!(err.starts_with("admin.token: must be set"), "{err}");
+            assert!(err.contains("listen on 127.0.0.1"), "{err}");
+            let with_token = format!("{toml}token = \"ops-secret\"\n");
+            assert_eq!(Config::from_toml(&with_token).unwrap().admin.listen, listen);
+        }
+        for listen in ["127.0.0.1:9090", "[::1]:9090", "127.0.0.2:0"] {
+            let toml = format!("[admin]\nlisten = \"{listen}\"\n");
+            assert_eq!(
+                Config::from_toml(&toml).unwrap().admin.token,
+                "",
+                "{listen}"
+            );
+        }
+    }
+
+    #[test]
+    fn open_joins_on_a_public_game_port_are_reported_and_loopback_or_tickets_are_not() {
+        let public: SocketAddr = "0.0.0.0:7777".parse().unwrap();
+        let local: SocketAddr = "127.0.0.1:7777".parse().unwrap();
+        let open = Config::default();
+        assert_eq!(
+            open_to_the_network(&open, &[Some(local), Some(public)]),
+            Some(public)
+        );
+        assert_eq!(open_to_the_network(&open, &[Some(local), None]), None);
+        let mut token = Config::default();
+        token.server.access_token = "s3cret".into();
+        assert_eq!(open_to_the_network(&token, &[Some(public)]), None);
     }
 }

@@ -42,9 +42,12 @@ fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> Answer {
     }
 }
 
+/// A POST as curl or a backend sends it: with a JSON content type (the admin listener refuses
+/// writes without one, which a page on another site could send).
 fn post(addr: SocketAddr, path: &str) -> Answer {
     let mut response = agent()
         .post(format!("http://{addr}{path}"))
+        .header("Content-Type", "application/json")
         .send_empty()
         .unwrap();
     Answer {
@@ -259,13 +262,26 @@ fn the_admin_token_guards_everything_but_the_probes() {
     let (_server, _dir, admin) = start(c, "return {}");
     assert_eq!(get(admin, "/healthz", None).status, 200);
     assert_eq!(get(admin, "/readyz", None).status, 200);
-    for path in ["/metrics", "/api/sessions", "/"] {
+    for path in ["/metrics", "/api/sessions", "/api/overview"] {
         assert_eq!(get(admin, path, None).status, 401, "{path}");
         assert_eq!(get(admin, path, Some("wrong")).status, 401, "{path}");
         assert_eq!(get(admin, path, Some("ops-secret")).status, 200, "{path}");
     }
-    assert_eq!(get(admin, "/metrics?token=ops-secret", None).status, 200);
+    // The dashboard's page holds no data (it asks for the token and sends it itself).
+    let page = get(admin, "/", None);
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("<title>"), "{}", page.body);
+    // A token in the URL stays in history and proxy logs: it is not accepted.
+    let in_url = get(admin, "/metrics?token=ops-secret", None);
+    assert_eq!(in_url.status, 401);
+    assert!(in_url.body.contains("not accepted"), "{}", in_url.body);
     assert_eq!(post(admin, "/api/drain").status, 401);
+    assert_eq!(get(admin, "/readyz", None).status, 200, "not drained");
+    let metrics = get(admin, "/metrics", Some("ops-secret")).body;
+    assert_eq!(
+        metric(&metrics, "moonrt_admin_refused_total{reason=\"token\"}"),
+        8.0
+    );
 }
 
 #[test]
@@ -365,7 +381,8 @@ fn the_dashboard_shows_the_live_session_and_its_players_in_headless_chromium() {
     ann.send(To::AllOthers, 66, Intent::Reliable, b"x").unwrap();
     ann.send(To::AllOthers, 7, Intent::Reliable, b"y").unwrap();
     next_delivery(&mut bo);
-    let url = format!("http://{admin}/?token=dash-token");
+    // The token rides in the fragment, which the browser never sends to the server.
+    let url = format!("http://{admin}/#token=dash-token");
     let artifacts = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
     let screenshot = artifacts.join("dashboard.png");

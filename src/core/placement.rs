@@ -66,7 +66,7 @@ impl SessionFilter {
                         _ => return Err(format!("listed={value:?} is not true or false")),
                     })
                 }
-                "token" => {} // the admin token, when given in the URL
+                "token" => {} // older links carried the admin token here (no longer accepted there)
                 k => match k.strip_prefix("param.") {
                     Some(name) if !name.is_empty() => {
                         filter.params.push((name.to_owned(), value.into_owned()))

@@ -253,7 +253,10 @@ impl<H: Hooks> NetServer<H> {
             let waker = waker.clone();
             Some(crate::ops::start(
                 addr,
-                config.admin.token.clone(),
+                crate::ops::Access {
+                    token: config.admin.token.clone(),
+                    allowed_hosts: config.admin.allowed_hosts.clone(),
+                },
                 move || {
                     let _ = waker.wake();
                 },
@@ -285,6 +288,14 @@ impl<H: Hooks> NetServer<H> {
             show(wss_addr),
             show(admin.as_ref().map(|a| a.addr))
         );
+        let game_listeners = [Some(tcp_addr), udp_addr, ws_addr, tls_addr, wss_addr];
+        if let Some(public) = crate::config::open_to_the_network(&config, &game_listeners) {
+            log::warn!(
+                "[auth] mode is \"open\" and {public} is reachable beyond this machine: anyone \
+                 can join any session as whoever they claim to be. Set [auth] mode = \"ticket\" \
+                 (or \"token\") before players connect from the network, or listen on 127.0.0.1"
+            );
+        }
         Ok(NetServer {
             poll,
             listener: Some(listener),

@@ -7,9 +7,16 @@
 //! slow or hostile HTTP client costs the game path nothing; a loop that does not answer within
 //! [`LOOP_ANSWER_TIMEOUT`] is reported unhealthy.
 //!
-//! Files: `journal.rs` (recent script errors, reloads, drains), `metrics.rs` (histograms and
-//! the exposition text), `dashboard.html` (the page, no build step).
+//! Before routing, every request passes `guard.rs`: its `Host` must be a name the listener
+//! answers to (DNS rebinding), a POST must be one that another site's page cannot send, and
+//! the token is compared in constant time. The token is read from the `Authorization` header
+//! only, never from the URL, where it would stay in browser history and proxy logs.
+//!
+//! Files: `guard.rs` (those checks), `journal.rs` (recent script errors, reloads, drains),
+//! `metrics.rs` (histograms and the exposition text), `dashboard.html` (the page, no build
+//! step).
 
+pub mod guard;
 pub mod journal;
 pub mod metrics;
 
@@ -105,10 +112,19 @@ pub struct Admin {
     pub requests: mpsc::Receiver<AdminRequest>,
 }
 
+/// Who may use the admin listener: its token and the host names it answers to.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    /// `[admin] token`; empty: no token (loopback only, which the config enforces).
+    pub token: String,
+    /// `[admin] allowed_hosts`: names besides IP addresses and `localhost`.
+    pub allowed_hosts: Vec<String>,
+}
+
 /// Binds the admin listener and starts its thread. `wake` wakes the event loop.
 pub fn start(
     addr: SocketAddr,
-    token: String,
+    access: Access,
     wake: impl Fn() + Send + 'static,
 ) -> io::Result<Admin> {
     let server = tiny_http::Server::http(addr).map_err(|e| {
@@ -125,8 +141,9 @@ pub fn start(
     std::thread::Builder::new()
         .name("moonrt-admin".into())
         .spawn(move || {
+            let refused = guard::Refused::default();
             for mut request in server.incoming_requests() {
-                let reply = route(&mut request, &token, &tx, &wake);
+                let reply = route(&mut request, &access, &refused, &tx, &wake);
                 respond(request, reply);
             }
         })?;
@@ -148,30 +165,25 @@ fn respond(request: tiny_http::Request, reply: AdminReply) {
     let _ = request.respond(response);
 }
 
-/// Whether the request carries the admin token (`Authorization: Bearer`, or `?token=` so the
-/// dashboard can be opened from a link).
+/// The value of header `name`, if the request has one.
+fn header<'r>(request: &'r tiny_http::Request, name: &'static str) -> Option<&'r str> {
+    request
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv(name))
+        .map(|h| h.value.as_str())
+}
+
+/// Whether the request carries the admin token as `Authorization: Bearer <token>`.
 fn authorized(request: &tiny_http::Request, token: &str) -> bool {
     if token.is_empty() {
         return true;
     }
-    let header = request
-        .headers()
-        .iter()
-        .find(|h| h.field.equiv("Authorization"))
-        .and_then(|h| h.value.as_str().strip_prefix("Bearer "))
-        .map(str::trim);
-    let query = request.url().split_once('?').and_then(|(_, q)| {
-        form_urlencoded::parse(q.as_bytes())
-            .find(|(k, _)| k == "token")
-            .map(|(_, v)| v.into_owned())
-    });
-    let given = header.map(str::to_owned).or(query).unwrap_or_default();
-    given.len() == token.len()
-        && given
-            .bytes()
-            .zip(token.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+    let given = header(request, "Authorization")
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .unwrap_or_default();
+    guard::token_matches(given, token)
 }
 
 /// Largest `POST /api/sessions` body read.
@@ -221,7 +233,8 @@ fn create_call(request: &mut tiny_http::Request) -> Result<AdminCall, AdminReply
             AdminReply::error(
                 400,
                 &format!(
-                    "the body is not a session: {e} (fields: name, params, settings                      {{max_players, linger_ms}}, listed)"
+                    "the body is not a session: {e} (fields: name, params, settings \
+                     {{max_players, linger_ms, send_interval_ms}}, listed)"
                 ),
             )
         })?
@@ -233,11 +246,7 @@ fn create_call(request: &mut tiny_http::Request) -> Result<AdminCall, AdminReply
     {
         return Err(AdminReply::error(400, "params must be a JSON object"));
     }
-    let host = request
-        .headers()
-        .iter()
-        .find(|h| h.field.equiv("Host"))
-        .map(|h| host_without_port(h.value.as_str()));
+    let host = header(request, "Host").map(|h| guard::host_without_port(h).to_owned());
     Ok(AdminCall::CreateSession {
         new: crate::core::NewSession {
             name: parsed.name,
@@ -253,21 +262,11 @@ fn create_call(request: &mut tiny_http::Request) -> Result<AdminCall, AdminReply
     })
 }
 
-/// `example.com:9090` → `example.com`; `[::1]:9090` → `[::1]`.
-fn host_without_port(host: &str) -> String {
-    let host = host.trim();
-    match host.rsplit_once(':') {
-        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !name.ends_with(':') => {
-            name.to_owned()
-        }
-        _ => host.to_owned(),
-    }
-}
-
 /// Maps a request to its answer: the dashboard here, everything else from the loop.
 fn route(
     request: &mut tiny_http::Request,
-    token: &str,
+    access: &Access,
+    refused: &guard::Refused,
     loop_tx: &mpsc::SyncSender<AdminRequest>,
     wake: &impl Fn(),
 ) -> AdminReply {
@@ -277,19 +276,47 @@ fn route(
     let method = request.method();
     let get = matches!(method, Get | Head);
     let post = matches!(method, Post);
-    // Probes need no token: they say only "up" or "down".
+    let headers = guard::RequestHeaders {
+        host: header(request, "Host"),
+        origin: header(request, "Origin"),
+        content_type: header(request, "Content-Type"),
+        authorization: header(request, "Authorization"),
+    };
+    let checked = guard::check_host(&headers, &access.allowed_hosts).and_then(|()| {
+        // Anything but a read is a write: POST now, and whatever method comes later.
+        if get {
+            Ok(())
+        } else {
+            guard::check_not_cross_site(&headers)
+        }
+    });
+    if let Err(refusal) = checked {
+        refused.count(&refusal);
+        return AdminReply::error(refusal.status, &refusal.message);
+    }
+    let token = access.token.as_str();
+    // Probes need no token: they say only "up" or "down". Nor does the dashboard's page,
+    // which holds no data: it asks for the token and sends it with each of its requests.
     let call = match (segments.as_slice(), get, post) {
         (["healthz"], true, _) => AdminCall::Health,
         (["readyz"], true, _) => AdminCall::Ready,
-        _ if !authorized(request, token) => {
-            return AdminReply::error(401, "missing or wrong admin token (Authorization: Bearer)");
-        }
         ([""], true, _) => {
             return AdminReply {
                 status: 200,
                 content_type: "text/html; charset=utf-8",
                 body: DASHBOARD.to_owned(),
             };
+        }
+        _ if !authorized(request, token) => {
+            let refusal = guard::Refusal {
+                check: guard::Check::Token,
+                status: 401,
+                message: "missing or wrong admin token (send it as Authorization: Bearer \
+                          <token>; a token in the URL is not accepted)"
+                    .into(),
+            };
+            refused.count(&refusal);
+            return AdminReply::error(refusal.status, &refusal.message);
         }
         (["metrics"], true, _) => AdminCall::Metrics,
         (["api", "overview"], true, _) => AdminCall::Overview,
@@ -319,7 +346,12 @@ fn route(
         }
         _ => return AdminReply::error(404, "not found"),
     };
-    ask_loop(call, loop_tx, wake)
+    let metrics = call == AdminCall::Metrics;
+    let mut reply = ask_loop(call, loop_tx, wake);
+    if metrics && reply.status == 200 {
+        reply.body.push_str(&refused.metrics_text());
+    }
+    reply
 }
 
 fn ask_loop(
