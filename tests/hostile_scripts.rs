@@ -551,3 +551,56 @@ fn a_stall_is_not_charged_to_clients_that_kept_sending() {
     );
     server.stop();
 }
+
+#[test]
+fn a_zero_delay_timer_chain_runs_once_per_turn_and_starves_no_session() {
+    let server = Hostile::start(HOSTILE, "", &[]);
+    let bystanders = Bystanders::start(&server);
+    let mut evil = server.connect("evil");
+    evil.send(To::Server, 1, Intent::Reliable, b"spin").unwrap();
+    // The spinning session still welcomes its players and relays their messages.
+    let mut joiner = server.connect("evil");
+    joiner
+        .send(To::AllOthers, 4, Intent::Reliable, b"still here")
+        .unwrap();
+    assert_eq!(next_delivery(&mut evil).payload, b"still here");
+    let spins = |c: &mut Client| -> u64 {
+        c.send(To::Server, 1, Intent::Reliable, b"spins").unwrap();
+        String::from_utf8(next_delivery(c).payload)
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let first = spins(&mut evil);
+    std::thread::sleep(Duration::from_millis(300));
+    let later = spins(&mut evil);
+    assert!(
+        later > first,
+        "the chain keeps running, once per turn ({first} then {later})"
+    );
+    bystanders.finish();
+    // Nothing stalled: no stall line, and the process stops gracefully (not status 70).
+    assert!(
+        !server
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("stall")),
+        "a stall was logged"
+    );
+    server.stop();
+}
+
+#[test]
+fn a_thousand_timers_due_at_once_end_their_session_not_the_loop() {
+    contained(
+        "timer_storm",
+        b"timer_storm",
+        &[
+            "its timers ran",
+            "in one loop turn",
+            "callback_time_limit_ms",
+        ],
+    );
+}

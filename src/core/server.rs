@@ -70,6 +70,8 @@ pub struct Server<H: Hooks> {
     players: HashMap<String, ConnId>,
     next_session: u64,
     pub(crate) timers: Timers,
+    /// Script timers fired per session in the current pass (kept to reuse its allocation).
+    timers_fired: Vec<(SessionId, u32)>,
     events: VecDeque<Event>,
     pub(crate) stats: Stats,
     pub(crate) clock: WallClock,
@@ -107,6 +109,7 @@ impl<H: Hooks> Server<H> {
             players: HashMap::new(),
             next_session: 1,
             timers: Timers::default(),
+            timers_fired: Vec::new(),
             events: VecDeque::new(),
             stats: Stats::default(),
             clock,
@@ -1290,8 +1293,14 @@ impl<H: Hooks> Server<H> {
         }
     }
 
-    /// Acts on every deadline that is due at `now`.
+    /// Acts on every deadline that is due at `now` and was scheduled before this call: what is
+    /// scheduled while deadlines fire (a timer that re-arms itself, even with no delay) waits
+    /// for the next call, so one call is one bounded pass and the loop serves sockets between
+    /// passes. One session fires at most [`SCRIPT_TIMERS_PER_PASS`] script timers per pass; the
+    /// rest wait for the next.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.timers.begin_pass();
+        let mut fired: Vec<(SessionId, u32)> = std::mem::take(&mut self.timers_fired);
         while let Some(key) = self.timers.pop_due(now) {
             match key {
                 TimerKey::Handshake(id, serial) => {
@@ -1327,9 +1336,23 @@ impl<H: Hooks> Server<H> {
                     }
                 }
                 TimerKey::Script(sid, timer) => {
-                    if self.sessions.contains_key(&sid) {
-                        self.call_hook(now, sid, |h, ctx| h.on_timer(ctx, timer));
+                    if !self.sessions.contains_key(&sid) {
+                        continue;
                     }
+                    let count = match fired.iter_mut().find(|(s, _)| *s == sid) {
+                        Some((_, n)) => n,
+                        None => {
+                            fired.push((sid, 0));
+                            &mut fired.last_mut().expect("just pushed").1
+                        }
+                    };
+                    if *count >= SCRIPT_TIMERS_PER_PASS {
+                        // Still due: the next pass takes it.
+                        self.timers.schedule(now, key);
+                        continue;
+                    }
+                    *count += 1;
+                    self.call_hook(now, sid, |h, ctx| h.on_timer(ctx, timer));
                 }
                 TimerKey::Flush(sid, epoch) => self.flush_session(now, sid, epoch),
                 TimerKey::Linger(sid, epoch) => {
@@ -1343,6 +1366,9 @@ impl<H: Hooks> Server<H> {
                 }
             }
         }
+        fired.clear();
+        self.timers_fired = fired;
+        self.timers.end_pass();
         self.after_input(now);
     }
 
@@ -1563,6 +1589,11 @@ impl<H: Hooks> Server<H> {
         self.timers.schedule(at, TimerKey::Script(sid, timer));
     }
 }
+
+/// Script timers one session may fire in one pass of [`Server::handle_timeout`] (one loop
+/// turn); more that are due wait for the next turn, so a session with thousands of timers due at
+/// once cannot hold the loop for all of them.
+pub const SCRIPT_TIMERS_PER_PASS: u32 = 256;
 
 /// A secret for binding UDP to a connection, from the OS's random source.
 pub(crate) fn random_secret() -> u64 {

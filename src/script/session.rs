@@ -22,8 +22,10 @@ pub(crate) struct SessionScript {
     /// idle session, or one whose script never sees packets, does not pay for it (about 1.3 KB).
     dispatcher: Option<Dispatcher>,
     budget: u64,
-    /// Wall-clock time one callback may run.
+    /// Wall-clock time one callback may run, and all of the session's timers in one loop turn.
     time_limit: Duration,
+    /// The pass (its `now`) the last timer ran in, and the time the session's timers took in it.
+    timer_pass: Option<(std::time::Instant, Duration)>,
     on_error: OnError,
     /// The script generation this state was built from.
     pub generation: u64,
@@ -94,6 +96,7 @@ impl SessionScript {
             callbacks,
             fast,
             dispatcher: None,
+            timer_pass: None,
             budget: config.instruction_budget,
             time_limit,
             on_error: config.on_error,
@@ -673,11 +676,51 @@ impl SessionScript {
             };
             (func, is_tick, dt)
         };
+        let started = std::time::Instant::now();
         if is_tick {
             self.call_named(ctx, "on_tick", dt.as_secs_f64() * 1000.0);
         } else if let Some(f) = func {
             self.call(ctx, "a timer", |_, _| f.call::<()>(()));
         }
+        // One turn's timers together may hold the loop as long as one callback may, no longer:
+        // many timers due at once, each within its own limits, would otherwise stall every
+        // session on the loop.
+        let spent = started.elapsed();
+        let in_pass = match self.timer_pass {
+            Some((now, before)) if now == ctx.now => before + spent,
+            _ => spent,
+        };
+        self.timer_pass = Some((ctx.now, in_pass));
+        if in_pass > self.time_limit {
+            self.timer_pass = None;
+            self.end_for(
+                ctx,
+                format!(
+                    "its timers ran {} ms in one loop turn, past the time limit of {} ms \
+                     (script.callback_time_limit_ms)",
+                    in_pass.as_millis(),
+                    self.time_limit.as_millis()
+                ),
+            );
+        }
+    }
+
+    /// Ends the session for a limit it passed: logged, recorded for the dashboard, code 29.
+    fn end_for(&mut self, ctx: &mut Ctx<'_>, why: String) {
+        self.errors += 1;
+        let target = format!("script::{}", ctx.session);
+        let line = format!("{why}; ending the session");
+        log::error!(target: &target, "{line}");
+        crate::ops::journal::push(
+            crate::ops::journal::Kind::ScriptError,
+            Some(ctx.session.0),
+            &line,
+        );
+        ctx.out.push(Command::EndSession {
+            session: ctx.session,
+            code: Code::ScriptFailed,
+            reason: format!("the session script failed: {why}"),
+        });
     }
 }
 
