@@ -98,6 +98,7 @@ fn core_ns_per_message<H: Hooks>(hooks: H, rounds: usize) -> f64 {
             at: now,
             unix_us: 0,
         },
+        moonrt::core::Entropy::seeded(7),
     );
     let mut ids = Vec::new();
     for i in 0..PLAYERS {

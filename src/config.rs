@@ -328,205 +328,87 @@ impl Config {
 
     /// Checks every range; the error names the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        fn check(
-            ok: bool,
-            key: &'static str,
-            problem: impl FnOnce() -> String,
-        ) -> Result<(), ConfigError> {
-            if ok {
-                Ok(())
-            } else {
-                Err(ConfigError::Invalid {
-                    key,
-                    problem: problem(),
-                })
-            }
-        }
         let s = &self.server;
         let l = &self.limits;
-        check(s.max_connections >= 1, "server.max_connections", || {
-            "must be at least 1".into()
-        })?;
-        check(
-            s.max_connections <= 1_000_000,
-            "server.max_connections",
-            || format!("must be at most 1000000 (got {})", s.max_connections),
-        )?;
-        check(s.max_sessions >= 1, "server.max_sessions", || {
-            "must be at least 1".into()
-        })?;
-        check(
-            s.handshake_timeout_ms >= 100,
-            "server.handshake_timeout_ms",
-            || format!("must be at least 100 (got {})", s.handshake_timeout_ms),
-        )?;
-        check(s.idle_timeout_ms >= 1_000, "server.idle_timeout_ms", || {
-            format!("must be at least 1000 (got {})", s.idle_timeout_ms)
-        })?;
-        check(
-            s.idle_timeout_ms <= u32::MAX as u64,
+        let sc = &self.script;
+        let w = &self.watchdog;
+        between("server.max_connections", s.max_connections, 1, 1_000_000)?;
+        at_least("server.max_sessions", s.max_sessions, 1)?;
+        at_least("server.handshake_timeout_ms", s.handshake_timeout_ms, 100)?;
+        between(
             "server.idle_timeout_ms",
-            || format!("must fit in 32 bits (got {})", s.idle_timeout_ms),
+            s.idle_timeout_ms,
+            1_000,
+            u64::from(u32::MAX),
         )?;
-        if !s.ws_listen.is_empty() {
-            check(
-                s.ws_listen.parse::<SocketAddr>().is_ok(),
-                "server.ws_listen",
-                || {
-                    format!(
-                        "must be an address like 0.0.0.0:7778, or empty (got {:?})",
-                        s.ws_listen
-                    )
-                },
-            )?;
+        for (key, value, example) in [
+            ("server.ws_listen", &s.ws_listen, "0.0.0.0:7778, or empty"),
+            ("server.udp_listen", &s.udp_listen, "0.0.0.0:7777"),
+        ] {
+            if !value.is_empty() && value.parse::<SocketAddr>().is_err() {
+                return Err(ConfigError::Invalid {
+                    key,
+                    problem: format!("must be an address like {example} (got {value:?})"),
+                });
+            }
         }
-        if !s.udp_listen.is_empty() {
-            check(
-                s.udp_listen.parse::<SocketAddr>().is_ok(),
-                "server.udp_listen",
-                || {
-                    format!(
-                        "must be an address like 0.0.0.0:7777 (got {:?})",
-                        s.udp_listen
-                    )
-                },
-            )?;
-        }
-        check(
-            (64..=16 << 20).contains(&l.max_frame_bytes),
-            "limits.max_frame_bytes",
-            || {
-                format!(
-                    "must be between 64 and 16777216 (got {})",
-                    l.max_frame_bytes
-                )
-            },
-        )?;
-        check(
-            l.max_output_buffer_bytes >= 2 * l.max_frame_bytes,
-            "limits.max_output_buffer_bytes",
-            || {
-                format!(
+        between("limits.max_frame_bytes", l.max_frame_bytes, 64, 16 << 20)?;
+        if l.max_output_buffer_bytes < 2 * l.max_frame_bytes {
+            return Err(ConfigError::Invalid {
+                key: "limits.max_output_buffer_bytes",
+                problem: format!(
                     "must be at least twice limits.max_frame_bytes ({}), got {}",
                     2 * l.max_frame_bytes,
                     l.max_output_buffer_bytes
-                )
-            },
-        )?;
-        check(
-            (512..=65_507).contains(&l.udp_mtu),
-            "limits.udp_mtu",
-            || format!("must be between 512 and 65507 (got {})", l.udp_mtu),
-        )?;
-        check(
-            l.max_messages_per_sec >= 1,
-            "limits.max_messages_per_sec",
-            || "must be at least 1".into(),
-        )?;
-        check(
-            self.script.memory_limit_bytes >= 256 * 1024,
+                ),
+            });
+        }
+        between("limits.udp_mtu", l.udp_mtu, 512, 65_507)?;
+        at_least("limits.max_messages_per_sec", l.max_messages_per_sec, 1)?;
+        at_least(
             "script.memory_limit_bytes",
-            || {
-                format!(
-                    "must be at least 262144 (got {})",
-                    self.script.memory_limit_bytes
-                )
-            },
+            sc.memory_limit_bytes,
+            256 * 1024,
         )?;
-        check(
-            self.script.instruction_budget >= 10_000,
-            "script.instruction_budget",
-            || {
-                format!(
-                    "must be at least 10000 (got {})",
-                    self.script.instruction_budget
-                )
-            },
-        )?;
-        check(
-            self.script.callback_time_limit_ms >= 10,
+        at_least("script.instruction_budget", sc.instruction_budget, 10_000)?;
+        at_least(
             "script.callback_time_limit_ms",
-            || {
-                format!(
-                    "must be at least 10 (got {})",
-                    self.script.callback_time_limit_ms
-                )
-            },
+            sc.callback_time_limit_ms,
+            10,
         )?;
-        check(
-            self.script.log_lines_per_sec >= 1,
-            "script.log_lines_per_sec",
-            || "must be at least 1".into(),
-        )?;
-        check(
-            (1..=64).contains(&self.script.http_max_concurrent),
-            "script.http_max_concurrent",
-            || {
-                format!(
-                    "must be between 1 and 64 (got {})",
-                    self.script.http_max_concurrent
-                )
-            },
-        )?;
-        check(
-            (100..=60_000).contains(&self.script.http_timeout_ms),
-            "script.http_timeout_ms",
-            || {
-                format!(
-                    "must be between 100 and 60000 (got {})",
-                    self.script.http_timeout_ms
-                )
-            },
-        )?;
-        let w = &self.watchdog;
-        check(w.stall_log_ms >= 10, "watchdog.stall_log_ms", || {
-            format!("must be at least 10 (got {})", w.stall_log_ms)
-        })?;
-        check(
-            w.stall_exit_ms == 0 || w.stall_exit_ms >= 1_000.max(w.stall_log_ms),
-            "watchdog.stall_exit_ms",
-            || {
-                format!(
+        at_least("script.log_lines_per_sec", sc.log_lines_per_sec, 1)?;
+        between("script.http_max_concurrent", sc.http_max_concurrent, 1, 64)?;
+        between("script.http_timeout_ms", sc.http_timeout_ms, 100, 60_000)?;
+        at_least("watchdog.stall_log_ms", w.stall_log_ms, 10)?;
+        if w.stall_exit_ms != 0 && w.stall_exit_ms < 1_000.max(w.stall_log_ms) {
+            return Err(ConfigError::Invalid {
+                key: "watchdog.stall_exit_ms",
+                problem: format!(
                     "must be 0 (never) or at least 1000 and at least watchdog.stall_log_ms \
                      (got {})",
                     w.stall_exit_ms
-                )
-            },
-        )?;
-        check(
-            self.sessions.reconnect_grace_ms <= 3_600_000,
+                ),
+            });
+        }
+        at_most(
             "sessions.reconnect_grace_ms",
-            || {
-                format!(
-                    "must be at most 3600000 (got {})",
-                    self.sessions.reconnect_grace_ms
-                )
-            },
+            self.sessions.reconnect_grace_ms,
+            3_600_000,
         )?;
-        check(
-            self.sessions.send_interval_ms <= MAX_SEND_INTERVAL_MS,
+        at_most(
             "sessions.send_interval_ms",
-            || {
-                format!(
-                    "must be at most {MAX_SEND_INTERVAL_MS} (got {})",
-                    self.sessions.send_interval_ms
-                )
-            },
+            self.sessions.send_interval_ms,
+            MAX_SEND_INTERVAL_MS,
         )?;
         self.validate_auth()?;
         self.validate_tls()?;
         self.validate_admin()?;
-        check(
-            (1..=u16::MAX as usize - 1).contains(&self.sessions.max_players),
+        between(
             "sessions.max_players",
-            || {
-                format!(
-                    "must be between 1 and 65534 (got {})",
-                    self.sessions.max_players
-                )
-            },
-        )?;
-        Ok(())
+            self.sessions.max_players,
+            1,
+            usize::from(u16::MAX) - 1,
+        )
     }
 
     fn validate_auth(&self) -> Result<(), ConfigError> {
@@ -707,6 +589,54 @@ impl Config {
     pub fn empty_session_linger(&self) -> Duration {
         Duration::from_millis(self.sessions.empty_session_linger_ms)
     }
+}
+
+/// A key's allowed values are written once, as the bounds given here: the check and the message
+/// both come from them ("must be between 512 and 65507 (got 70000)").
+fn bounded<T: PartialOrd + std::fmt::Display + Copy>(
+    key: &'static str,
+    value: T,
+    min: Option<T>,
+    max: Option<T>,
+) -> Result<(), ConfigError> {
+    if min.is_none_or(|m| value >= m) && max.is_none_or(|m| value <= m) {
+        return Ok(());
+    }
+    let rule = match (min, max) {
+        (Some(a), Some(b)) => format!("between {a} and {b}"),
+        (Some(a), None) => format!("at least {a}"),
+        (None, Some(b)) => format!("at most {b}"),
+        (None, None) => unreachable!("an unbounded value always passes"),
+    };
+    Err(ConfigError::Invalid {
+        key,
+        problem: format!("must be {rule} (got {value})"),
+    })
+}
+
+fn at_least<T: PartialOrd + std::fmt::Display + Copy>(
+    key: &'static str,
+    value: T,
+    min: T,
+) -> Result<(), ConfigError> {
+    bounded(key, value, Some(min), None)
+}
+
+fn at_most<T: PartialOrd + std::fmt::Display + Copy>(
+    key: &'static str,
+    value: T,
+    max: T,
+) -> Result<(), ConfigError> {
+    bounded(key, value, None, Some(max))
+}
+
+fn between<T: PartialOrd + std::fmt::Display + Copy>(
+    key: &'static str,
+    value: T,
+    min: T,
+    max: T,
+) -> Result<(), ConfigError> {
+    bounded(key, value, Some(min), Some(max))
 }
 
 /// The first of `listeners` beyond loopback when `[auth] mode` is "open" (anyone may join as

@@ -143,7 +143,9 @@ fn main() -> ExitCode {
     }
     logger.init();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Done::Success) => ExitCode::SUCCESS,
+        // The command said why on stdout or stderr, in plain text for a studio's CI log.
+        Ok(Done::Failed) => ExitCode::FAILURE,
         Err(message) => {
             log::error!("{message}");
             ExitCode::FAILURE
@@ -151,95 +153,128 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<(), String> {
-    let mut config = if cli.config.exists() || cli.command.is_none() {
-        let text = std::fs::read_to_string(&cli.config)
-            .map_err(|e| format!("cannot read {}: {e}", cli.config.display()))?;
-        Config::from_toml(&text).map_err(|e| format!("{}: {e}", cli.config.display()))?
+/// How a command that ran to its end went.
+enum Done {
+    Success,
+    /// It failed and has already said why (a failing script test, a script that does not load).
+    Failed,
+}
+
+/// Runs the command line's subcommand, or the server when there is none.
+fn run(cli: Cli) -> Result<Done, String> {
+    let Cli {
+        config: config_path,
+        listen,
+        dev,
+        command,
+        ..
+    } = cli;
+    let mut config = if config_path.exists() || command.is_none() {
+        let text = std::fs::read_to_string(&config_path)
+            .map_err(|e| format!("cannot read {}: {e}", config_path.display()))?;
+        Config::from_toml(&text).map_err(|e| format!("{}: {e}", config_path.display()))?
     } else {
         Config::default()
     };
-    load_ticket_key(&mut config).map_err(|e| format!("{}: {e}", cli.config.display()))?;
-    if let Some(Command::Test { paths }) = &cli.command {
-        let paths = if paths.is_empty() {
-            vec![PathBuf::from("lua/tests")]
-        } else {
-            paths.clone()
-        };
-        let report = match moonrt::script::testing::run(&paths, &config, &mut std::io::stdout()) {
-            Ok(report) => report,
-            Err(e) => {
-                eprintln!("error: {e}");
-                std::process::exit(1);
-            }
-        };
-        println!("{} test(s), {} failed", report.ran, report.failures.len());
-        if !report.failures.is_empty() {
-            for f in &report.failures {
-                eprintln!("FAIL {}", f.test);
-            }
-            std::process::exit(1);
+    load_ticket_key(&mut config).map_err(|e| format!("{}: {e}", config_path.display()))?;
+    match command {
+        Some(Command::Test { paths }) => Ok(test_scripts(&config, paths)),
+        Some(Command::Ticket(args)) => {
+            println!("{}", mint_ticket(&config, args)?);
+            Ok(Done::Success)
         }
-        return Ok(());
+        Some(Command::Check { path, strict }) => Ok(check_script(&config, path, strict)),
+        None => {
+            if let Some(listen) = listen {
+                config.server.listen = listen;
+            }
+            start_server(config, dev).map(|()| Done::Success)
+        }
     }
-    if let Some(Command::Ticket(args)) = cli.command {
-        let ticket = mint_ticket(&config, args)?;
-        println!("{ticket}");
-        return Ok(());
+}
+
+/// `moonrt test`: runs the script tests in `paths` (default `lua/tests`).
+fn test_scripts(config: &Config, paths: Vec<PathBuf>) -> Done {
+    let paths = if paths.is_empty() {
+        vec![PathBuf::from("lua/tests")]
+    } else {
+        paths
+    };
+    let report = match moonrt::script::testing::run(&paths, config, &mut std::io::stdout()) {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Done::Failed;
+        }
+    };
+    println!("{} test(s), {} failed", report.ran, report.failures.len());
+    for f in &report.failures {
+        eprintln!("FAIL {}", f.test);
     }
-    if let Some(Command::Check { path, strict }) = cli.command {
-        let path = path.unwrap_or_else(|| PathBuf::from(&config.script.path));
-        // Every script limit applies here too; this is the backstop a studio's CI relies on.
-        let shown = path.display().to_string();
-        std::thread::spawn(move || {
-            std::thread::sleep(CHECK_TIME_LIMIT);
-            eprintln!(
-                "error: {shown}: checking took longer than {} s; the script never finished \
-                 loading",
-                CHECK_TIME_LIMIT.as_secs()
-            );
-            std::process::exit(1);
-        });
-        let checked = ScriptSource::read(&path).and_then(|source| {
-            moonrt::script::check(&source, &config.script).map(|warnings| (source, warnings))
-        });
-        let (source, warnings) = match checked {
-            Ok(checked) => checked,
-            Err(e) => {
-                // Plain text on stderr, for a studio's CI log.
-                eprintln!("error: {}: {e}", path.display());
-                std::process::exit(1);
-            }
-        };
-        let kind = if strict { "error" } else { "warning" };
-        for w in &warnings {
-            eprintln!("{kind}: {}: {w}", path.display());
-        }
-        if strict && !warnings.is_empty() {
-            eprintln!(
-                "error: {}: {} warning(s), refused by --strict",
-                path.display(),
-                warnings.len()
-            );
-            std::process::exit(1);
-        }
-        println!(
-            "{}: ok ({} .lua files in {})",
-            path.display(),
-            source.files().count(),
-            source.folder().display()
+    if report.failures.is_empty() {
+        Done::Success
+    } else {
+        Done::Failed
+    }
+}
+
+/// `moonrt check`: loads the script as a session would, with every limit, and reports.
+fn check_script(config: &Config, path: Option<PathBuf>, strict: bool) -> Done {
+    let path = path.unwrap_or_else(|| PathBuf::from(&config.script.path));
+    // Every script limit applies here too; this is the backstop a studio's CI relies on.
+    let shown = path.display().to_string();
+    std::thread::spawn(move || {
+        std::thread::sleep(CHECK_TIME_LIMIT);
+        eprintln!(
+            "error: {shown}: checking took longer than {} s; the script never finished \
+             loading",
+            CHECK_TIME_LIMIT.as_secs()
         );
-        return Ok(());
+        std::process::exit(1);
+    });
+    let checked = ScriptSource::read(&path).and_then(|source| {
+        moonrt::script::check(&source, &config.script).map(|warnings| (source, warnings))
+    });
+    let (source, warnings) = match checked {
+        Ok(checked) => checked,
+        Err(e) => {
+            eprintln!("error: {}: {e}", path.display());
+            return Done::Failed;
+        }
+    };
+    let kind = if strict { "error" } else { "warning" };
+    for w in &warnings {
+        eprintln!("{kind}: {}: {w}", path.display());
     }
-    if let Some(listen) = cli.listen {
-        config.server.listen = listen;
+    if strict && !warnings.is_empty() {
+        eprintln!(
+            "error: {}: {} warning(s), refused by --strict",
+            path.display(),
+            warnings.len()
+        );
+        return Done::Failed;
     }
-    if cli.dev {
+    println!(
+        "{}: ok ({} .lua files in {})",
+        path.display(),
+        source.files().count(),
+        source.folder().display()
+    );
+    Done::Success
+}
+
+/// Runs the server on `config` until it stops.
+fn start_server(mut config: Config, dev: bool) -> Result<(), String> {
+    if dev {
         config.sessions.empty_session_linger_ms = 0;
         log::warn!("development mode: empty sessions end at once; script swaps are logged loudly");
     }
     if std::env::var("MOONRT_TEST_HOOKS").as_deref() == Ok("1") {
-        log::warn!("MOONRT_TEST_HOOKS=1: scripts get rt.test_stall_ms, for tests only");
+        if cfg!(debug_assertions) {
+            log::warn!("MOONRT_TEST_HOOKS=1: scripts get rt.test_stall_ms, for tests only");
+        } else {
+            log::warn!("MOONRT_TEST_HOOKS is ignored: release builds have no test hooks");
+        }
     }
     raise_open_file_limit(config.server.max_connections);
     // Set by SIGTERM/SIGINT beside the loop's own handling: the watchdog forces the exit if the
@@ -263,7 +298,7 @@ fn run(cli: Cli) -> Result<(), String> {
     let source = ScriptSource::read(&path)?;
     let mut hooks = LuaHooks::new(source, &config)
         .map_err(|e| format!("script {} does not load: {e}", path.display()))?;
-    hooks.set_dev(cli.dev);
+    hooks.set_dev(dev);
     let watch = config.script.watch;
     let mut server = NetServer::bind(config, hooks).map_err(|e| format!("cannot start: {e}"))?;
     let handle = server.handle();

@@ -59,6 +59,7 @@ fn setup(now: Instant) -> (Server<NoScript>, Vec<Player>) {
             at: now,
             unix_us: 0,
         },
+        moonrt::core::Entropy::seeded(7),
     );
     let mut players = Vec::new();
     for i in 0..8u16 {

@@ -584,6 +584,7 @@ fn session_end_runs_when_the_last_player_leaves() {
             at: now,
             unix_us: 0,
         },
+        moonrt::core::Entropy::seeded(7),
     );
     let id = core.handle_accept(now, "127.0.0.1:1".parse().unwrap());
     let mut bytes = Vec::new();
@@ -611,4 +612,25 @@ fn session_end_runs_when_the_last_player_leaves() {
         1,
         "on_session_end ran (and raised)"
     );
+}
+
+#[test]
+fn the_empty_target_error_reads_as_one_clean_sentence() {
+    let (server, _dir) = start_script(
+        config(),
+        r#"return { on_player_join = function(p)
+             local ok, err = pcall(rt.send, {}, 1, "x")
+             rt.send(p.peer, 9, (tostring(err):match("[^\n]*")))
+           end }"#,
+    );
+    let mut ann = server.connect("room", "ann");
+    let message = text_on(&mut ann, 9);
+    assert!(
+        message.ends_with(
+            "the target list is empty, so the message would reach nobody; use \"all\" to send \
+             to every player"
+        ),
+        "{message:?}"
+    );
+    assert!(!message.contains("  "), "a run of spaces in {message:?}");
 }

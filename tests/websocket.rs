@@ -272,3 +272,28 @@ fn a_flood_of_websocket_pings_or_empty_messages_is_rate_limited_and_spares_the_o
         .wait_for(WAIT, |e| matches!(e, moonrt::client::Event::Pong { .. }))
         .expect("the native player still gets answers");
 }
+
+#[test]
+fn a_connection_that_never_upgrades_is_closed_at_its_handshake_deadline() {
+    let mut c = config();
+    c.server.handshake_timeout_ms = 300;
+    let server = TestServer::start(c);
+    for request in [&b""[..], b"GET / HTTP/1.1\r\nHost: x\r\n"] {
+        let mut probe = TcpStream::connect(server.ws.unwrap()).unwrap();
+        probe
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        std::io::Write::write_all(&mut probe, request).unwrap();
+        let started = std::time::Instant::now();
+        let mut buf = [0u8; 64];
+        // EOF (nothing can be said to a connection that never upgraded), or a reset.
+        let read = std::io::Read::read(&mut probe, &mut buf);
+        let waited = started.elapsed();
+        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+        // It used to wait for the 2 s close linger on top of the deadline (2.3 s here).
+        assert!(
+            waited < std::time::Duration::from_millis(1800),
+            "closed {waited:?} after connecting, with a 300 ms deadline"
+        );
+    }
+}

@@ -177,9 +177,36 @@ impl Intent {
         }
     }
 
+    /// Its name where people write intents (scripts, `moonrt test`, the bench's CLI).
+    pub fn name(self) -> &'static str {
+        match self {
+            Intent::Reliable => "reliable",
+            Intent::Unreliable => "unreliable",
+            Intent::UnreliableSequenced => "sequenced",
+        }
+    }
+
     /// Whether this intent prefers UDP.
     pub fn is_unreliable(self) -> bool {
         self != Intent::Reliable
+    }
+}
+
+impl std::str::FromStr for Intent {
+    type Err = String;
+
+    /// `"reliable"`, `"unreliable"` or `"sequenced"`; the error says which names there are.
+    fn from_str(name: &str) -> Result<Intent, String> {
+        [
+            Intent::Reliable,
+            Intent::Unreliable,
+            Intent::UnreliableSequenced,
+        ]
+        .into_iter()
+        .find(|i| i.name() == name)
+        .ok_or_else(|| {
+            format!("intent must be \"reliable\", \"unreliable\" or \"sequenced\" (got {name:?})")
+        })
     }
 }
 

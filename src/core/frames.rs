@@ -56,6 +56,7 @@ impl<H: Hooks> Server<H> {
     /// sent FRAME_SYNC_STATE.
     pub(crate) fn set_frame_sync(&mut self, now: Instant, sid: SessionId, on: bool, rate: u8) {
         let epoch = self.next_frame_epoch();
+        let seed = self.random_secret() as u32;
         let Some(session) = self.sessions.get_mut(&sid) else {
             return;
         };
@@ -64,7 +65,7 @@ impl<H: Hooks> Server<H> {
             let period = Duration::from_secs_f64(1.0 / f64::from(rate));
             let sync = FrameSync {
                 rate,
-                seed: super::server::random_secret() as u32,
+                seed,
                 next: 1,
                 due: now + period,
                 inputs: Vec::new(),

@@ -4,6 +4,7 @@
 //! outputs are events, pending bytes and the next deadline (see [`Server`] for the order to drain
 //! them in). That makes every behaviour testable with a fake clock and no sleeps.
 
+mod admission;
 pub mod auth;
 pub mod codec;
 pub mod codes;
@@ -28,6 +29,7 @@ mod udp;
 #[cfg(test)]
 mod tests;
 
+pub use admission::{Refusal, Seat, SeatRequest};
 pub use codes::Code;
 pub use conn::Transport;
 pub use frames::Frame;
@@ -35,8 +37,9 @@ pub use hooks::{
     Command, Ctx, Hooks, LogicStatus, NoScript, Outbox, PlayerInfo, PropsScope, SendTarget,
     SessionLogic, SessionStart, Verdict,
 };
-pub use ids::{ConnId, GroupId, PeerId, SessionId};
+pub use ids::{ConnId, Entropy, GroupId, PeerId, SessionId};
 pub use placement::{NewSession, SessionFilter};
 pub use server::{Event, Server, WallClock};
 pub use session::ALL_PLAYERS_GROUP;
 pub use stats::Stats;
+pub use text::TextSender;

@@ -165,19 +165,15 @@ impl<H: Hooks> Server<H> {
         now: Instant,
         new: &NewSession,
     ) -> Result<SessionId, (Code, String)> {
-        let mut result = self.create_ahead(now, new);
+        let result = self.create_ahead(now, new);
         self.after_input(now);
-        // The caller is the operator or the backend, not a player: say what the script said.
-        if let Err((Code::ScriptFailed, why)) = &mut result
-            && let Some((sid, ..)) = &self.last_end
-            && let Some(error) = crate::ops::journal::recent().into_iter().rev().find(|e| {
-                e.session == Some(sid.0) && e.kind == crate::ops::journal::Kind::ScriptError
-            })
-        {
-            why.push_str(": ");
-            why.push_str(&error.text);
-        }
         result
+    }
+
+    /// The session that ended most recently, if any: a caller refused with code 29 can look up
+    /// what its script said.
+    pub fn last_ended_session(&self) -> Option<SessionId> {
+        self.last_end.as_ref().map(|(sid, ..)| *sid)
     }
 
     fn create_ahead(

@@ -9,15 +9,12 @@
 //!
 //! Routing of DATA, groups and pings is in `router.rs`; UDP datagrams in `udp.rs`.
 
-use super::auth::{Auth, Grant, SessionSettings, TicketSession};
-use super::codec::{
-    self, ClientMsg, Hello, JoinMode, MAX_NAME_BYTES, MAX_TOKEN_BYTES, PROTOCOL_VERSION, PeerInfo,
-    ServerMsg, Welcome,
-};
+use super::auth::{Auth, SessionSettings};
+use super::codec::{self, ClientMsg, Hello, PROTOCOL_VERSION, PeerInfo, ServerMsg, Welcome};
 use super::codes::Code;
 use super::conn::{ConnTable, Phase};
-use super::hooks::{Ctx, Hooks, Outbox, PlayerInfo, PropsScope, SessionStart};
-use super::ids::{ConnId, PeerId, SessionId};
+use super::hooks::{Ctx, Hooks, Outbox, PropsScope, SessionStart};
+use super::ids::{ConnId, Entropy, PeerId, SessionId};
 use super::session::Session;
 use super::stats::Stats;
 use super::timer::{TimerKey, Timers};
@@ -60,39 +57,49 @@ pub(crate) enum Via {
 
 /// The sans-IO server. `H` is the session logic offered every packet (see `hooks.rs`).
 pub struct Server<H: Hooks> {
-    pub(crate) config: Config,
+    pub(super) config: Config,
     udp_port: u16,
-    pub(crate) hooks: H,
-    pub(crate) outbox: Outbox,
-    pub(crate) conns: ConnTable,
-    pub(crate) sessions: HashMap<SessionId, Session>,
-    session_names: HashMap<String, SessionId>,
-    players: HashMap<String, ConnId>,
+    pub(super) hooks: H,
+    pub(super) outbox: Outbox,
+    pub(super) conns: ConnTable,
+    pub(super) sessions: HashMap<SessionId, Session>,
+    pub(super) session_names: HashMap<String, SessionId>,
+    /// Each player identity's connection (see `admission.rs`).
+    pub(super) players: HashMap<String, ConnId>,
     next_session: u64,
-    pub(crate) timers: Timers,
+    pub(super) timers: Timers,
     /// Script timers fired per session in the current pass (kept to reuse its allocation).
     timers_fired: Vec<(SessionId, u32)>,
     events: VecDeque<Event>,
-    pub(crate) stats: Stats,
-    pub(crate) clock: WallClock,
+    pub(super) stats: Stats,
+    pub(super) clock: WallClock,
+    /// Session ids and secrets.
+    pub(super) entropy: Entropy,
     shutting_down: bool,
     /// Draining: no new sessions; running ones go on until they end.
     draining: bool,
     /// Counts frame sync runs, so a stopped run's timers do nothing.
-    pub(crate) frame_epoch: u64,
+    pub(super) frame_epoch: u64,
     /// Total time the loop reported itself stalled; rate limits forgive it (see `RateLimit`).
-    pub(crate) stall_credit: Duration,
+    pub(super) stall_credit: Duration,
     /// How the most recently ended session ended, so a join that ended it can say why.
-    pub(crate) last_end: Option<(SessionId, Code, String)>,
+    pub(super) last_end: Option<(SessionId, Code, String)>,
     /// What happened to text-profile players, for that profile (`text.rs`).
-    pub(crate) text_events: Vec<super::text::TextEvent>,
+    pub(super) text_events: Vec<super::text::TextEvent>,
     /// Who may join.
-    pub(crate) auth: Auth,
+    pub(super) auth: Auth,
 }
 
 impl<H: Hooks> Server<H> {
-    /// A server with no connections. `udp_port` is announced in WELCOME (0 = no UDP).
-    pub fn new(config: Config, udp_port: u16, hooks: H, clock: WallClock) -> Server<H> {
+    /// A server with no connections. `udp_port` is announced in WELCOME (0 = no UDP); `clock`
+    /// maps `now` to wall-clock time and `entropy` gives session ids and secrets.
+    pub fn new(
+        config: Config,
+        udp_port: u16,
+        hooks: H,
+        clock: WallClock,
+        entropy: Entropy,
+    ) -> Server<H> {
         let conns = ConnTable::new(config.limits.max_output_buffer_bytes, config.limits.udp_mtu);
         // The transport checks the key before it builds a server; a core built without that
         // check refuses everyone rather than admit anyone.
@@ -113,12 +120,23 @@ impl<H: Hooks> Server<H> {
             events: VecDeque::new(),
             stats: Stats::default(),
             clock,
+            entropy,
             shutting_down: false,
             draining: false,
             frame_epoch: 0,
             stall_credit: Duration::ZERO,
             last_end: None,
             text_events: Vec::new(),
+        }
+    }
+
+    /// A secret or id from the entropy the shell gave (never 0: 0 means "none" on the wire).
+    pub(super) fn random_secret(&mut self) -> u64 {
+        loop {
+            let n = self.entropy.next_u64();
+            if n != 0 {
+                return n;
+            }
         }
     }
 
@@ -176,23 +194,18 @@ impl<H: Hooks> Server<H> {
 
     /// Starts a drain: no new sessions (creating one gets REJECT 22, "draining"); running
     /// sessions, and players joining them, go on until the sessions end. The transport stops
-    /// the process once [`Server::session_count`] is 0.
-    pub fn begin_drain(&mut self) {
-        if !self.draining {
-            self.draining = true;
-            log::info!(
-                "draining: no new sessions; {} running session(s) go on until they end",
-                self.sessions.len()
-            );
-            crate::ops::journal::push(
-                crate::ops::journal::Kind::Drain,
-                None,
-                &format!(
-                    "drain started with {} session(s) running",
-                    self.sessions.len()
-                ),
-            );
+    /// the process once [`Server::session_count`] is 0. Whether this call started it (a drain
+    /// already under way is not started again).
+    pub fn begin_drain(&mut self) -> bool {
+        if self.draining {
+            return false;
         }
+        self.draining = true;
+        log::info!(
+            "draining: no new sessions; {} running session(s) go on until they end",
+            self.sessions.len()
+        );
+        true
     }
 
     /// Records how a connection reached the server (for metrics and the admin API).
@@ -230,7 +243,7 @@ impl<H: Hooks> Server<H> {
 
     /// A TCP connection was accepted. Past `max_connections` it is given a REJECT and closed.
     pub fn handle_accept(&mut self, now: Instant, addr: SocketAddr) -> ConnId {
-        let secret = random_secret();
+        let secret = self.random_secret();
         let over = self.conns.len() >= self.config.server.max_connections;
         let id = self
             .conns
@@ -433,283 +446,6 @@ impl<H: Hooks> Server<H> {
         }
     }
 
-    /// Checks a HELLO, puts the player in a session, sends WELCOME and PLAYER_JOINED.
-    fn admit(&mut self, now: Instant, id: ConnId, hello: &Hello<'_>) -> Result<(), (Code, String)> {
-        if hello.version != PROTOCOL_VERSION {
-            return Err((
-                Code::UnsupportedVersion,
-                format!(
-                    "protocol version {} is not supported; this server speaks {PROTOCOL_VERSION}",
-                    hello.version
-                ),
-            ));
-        }
-        if let Some(field) = hello.stray_field {
-            return Err((
-                Code::BadHello,
-                format!(
-                    "{field} must be empty (0) in join mode {}",
-                    hello.mode.wire()
-                ),
-            ));
-        }
-        let (name_field, name) = match hello.mode {
-            JoinMode::Create(n) | JoinMode::JoinOrCreate(n) => ("session name", n),
-            JoinMode::JoinAny(p) => ("join parameters", p),
-            JoinMode::JoinId(_) | JoinMode::Reconnect(_) => ("session name", ""),
-        };
-        for (field, value, max) in [
-            (name_field, name, MAX_NAME_BYTES),
-            ("player id", hello.player_id, MAX_NAME_BYTES),
-            ("player name", hello.player_name, MAX_NAME_BYTES),
-            ("token", hello.token, MAX_TOKEN_BYTES),
-        ] {
-            if value.len() > max {
-                return Err((
-                    Code::BadHello,
-                    format!("{field} is {} bytes; the limit is {max}", value.len()),
-                ));
-            }
-        }
-        // A browser may have put its token or ticket on the WebSocket upgrade request instead.
-        let upgrade = self
-            .conns
-            .get_mut(id)
-            .and_then(|c| c.extras_if_made()?.upgrade_credential.take());
-        let credential = match (hello.token, &upgrade) {
-            ("", Some(upgrade)) => upgrade.as_str(),
-            (token, _) => token,
-        };
-        let grant = self
-            .auth
-            .check(credential, self.clock.wall_us(now) / 1_000_000)?;
-        let ticket = match &grant {
-            Grant::Ticket(t) => Some(&**t),
-            Grant::Trusted => None,
-        };
-        // With a ticket, the ticket says who the player is.
-        let (player_id, player_name) = match ticket {
-            Some(t) => {
-                if !hello.player_id.is_empty() && hello.player_id != t.player_id {
-                    return Err((
-                        Code::InvalidTicket,
-                        format!(
-                            "player_id {:?} is not the ticket's player {:?}",
-                            hello.player_id, t.player_id
-                        ),
-                    ));
-                }
-                (
-                    t.player_id.as_str(),
-                    t.name.as_deref().unwrap_or(hello.player_name),
-                )
-            }
-            None => (hello.player_id, hello.player_name),
-        };
-        // A ticket may create only the session it names (or any, with "*").
-        let may_create = |name: &str| {
-            ticket.is_none_or(|t| match &t.session {
-                TicketSession::Any => true,
-                TicketSession::Name(n) => n == name && !name.is_empty(),
-                TicketSession::Id(_) => false,
-            })
-        };
-        if let JoinMode::Reconnect(sid) = hello.mode {
-            return self.reconnect(now, id, SessionId(sid), hello.payload, ticket);
-        }
-        let params = ticket.and_then(|t| t.params.as_ref());
-        let settings = ticket.and_then(|t| t.settings.as_ref());
-        let mut created = false;
-        let sid = match hello.mode {
-            // Handled above, before anything is created.
-            JoinMode::Reconnect(_) => {
-                return Err((Code::BadHello, "join mode 4 is a reconnect".into()));
-            }
-            JoinMode::JoinId(sid) => {
-                let sid = SessionId(sid);
-                match self.sessions.get(&sid) {
-                    None => {
-                        return Err((
-                            Code::SessionNotFound,
-                            format!("no session with id {}", sid.0),
-                        ));
-                    }
-                    // Its players speak only sessionserver JSON; a native player could not
-                    // talk to them.
-                    Some(s) if s.text => {
-                        return Err((
-                            Code::SessionNotFound,
-                            format!("session {} is a sessionserver (JSON) session", sid.0),
-                        ));
-                    }
-                    Some(s) => {
-                        if let Some(t) = ticket
-                            && !t.admits(sid.0, &s.name)
-                        {
-                            return Err(t.wrong_session());
-                        }
-                    }
-                }
-                sid
-            }
-            JoinMode::Create(name) => {
-                if let Some(t) = ticket
-                    && !may_create(name)
-                {
-                    return Err(t.wrong_session());
-                }
-                if !name.is_empty() && self.session_names.contains_key(name) {
-                    return Err((
-                        Code::SessionNameTaken,
-                        format!("a session named {name:?} exists"),
-                    ));
-                }
-                created = true;
-                self.create_session(now, name, params, settings, false)?
-            }
-            JoinMode::JoinAny(query) => {
-                let wanted = super::placement::parse_join_params(query)?;
-                match self.best_listed_session(&wanted, ticket) {
-                    Some(sid) => sid,
-                    None => {
-                        if let Some(t) = ticket
-                            && t.session != TicketSession::Any
-                        {
-                            return Err(t.wrong_session());
-                        }
-                        created = true;
-                        let params = super::placement::params_object(&wanted);
-                        self.create_session(now, "", Some(&params), settings, true)?
-                    }
-                }
-            }
-            JoinMode::JoinOrCreate(name) => {
-                if name.is_empty() {
-                    return Err((Code::BadHello, "join-or-create needs a session name".into()));
-                }
-                match self.session_names.get(name) {
-                    Some(&sid) => {
-                        if let Some(t) = ticket
-                            && !t.admits(sid.0, name)
-                        {
-                            return Err(t.wrong_session());
-                        }
-                        sid
-                    }
-                    None => {
-                        if let Some(t) = ticket
-                            && !may_create(name)
-                        {
-                            return Err(t.wrong_session());
-                        }
-                        created = true;
-                        self.create_session(now, name, params, settings, false)?
-                    }
-                }
-            }
-        };
-        // A player is in one session at a time: the newest connection wins, but only once it is
-        // admitted (a refused newcomer must not disconnect the player it claims to be).
-        let replaces = self
-            .players
-            .get(player_id)
-            .copied()
-            .filter(|&old| !player_id.is_empty() && old != id);
-        let replaced_here = replaces.is_some_and(|old| {
-            matches!(self.conns.get(old).map(|c| c.phase), Some(Phase::Joined { session, .. }) if session == sid)
-        });
-        let refuse = |server: &mut Self, code: Code, why: String| {
-            // A session made for this player and left empty by its refusal ends with it.
-            if created && server.sessions.get(&sid).is_some_and(Session::is_empty) {
-                server.end_session(now, sid, Code::SessionEnded);
-            }
-            Err((code, why))
-        };
-        let Some(session) = self.sessions.get_mut(&sid) else {
-            return Err((Code::SessionEnded, "the session ended".into()));
-        };
-        if !session.open && !replaced_here {
-            let why = format!("session {} takes no new players", sid.0);
-            return refuse(self, Code::SessionClosed, why);
-        }
-        let max_players = session.max_players;
-        // The connection being replaced gives its seat to its successor.
-        if session.len() - usize::from(replaced_here) >= max_players {
-            let why = format!("session {} is full ({max_players} players)", sid.0);
-            return refuse(self, Code::SessionFull, why);
-        }
-        // The peer id is taken now so the connect check sees it; a refusal gives the slot back.
-        let peer = session.add_member(id, player_id, player_name);
-        let info = PlayerInfo {
-            peer,
-            player_id,
-            name: player_name,
-            claims: ticket.map(|t| &t.claims),
-        };
-        let verdict = self.call_hook(now, sid, |h, ctx| {
-            h.player_connecting(ctx, info, hello.payload)
-        });
-        let Some(session) = self.sessions.get_mut(&sid) else {
-            return Err(self.ended_why(sid));
-        };
-        if let Err(why) = verdict {
-            session.remove_member(peer);
-            return refuse(self, Code::RejectedByScript, why);
-        }
-        let conn = self
-            .conns
-            .get_mut(id)
-            .expect("caller checked the connection");
-        conn.phase = Phase::Joined { session: sid, peer };
-        conn.player_id = player_id.to_owned();
-        conn.hold = self
-            .sessions
-            .get(&sid)
-            .is_some_and(|s| !s.send_interval.is_zero());
-        if self.config.sessions.reconnect_grace_ms > 0 {
-            conn.reconnect_secret = random_secret();
-        }
-        let reconnect_secret = conn.reconnect_secret;
-        let serial = conn.serial;
-        let udp_secret = conn.udp_secret;
-        if !player_id.is_empty() {
-            self.players.insert(player_id.to_owned(), id);
-        }
-        let welcome = self.welcome_frame(now, id, sid, peer, udp_secret, reconnect_secret);
-        self.conns
-            .send_tcp(id, |buf| buf.extend_from_slice(&welcome));
-        let Some(session) = self.sessions.get(&sid) else {
-            return Err((Code::SessionEnded, "the session ended".into()));
-        };
-        let joined = ServerMsg::PlayerJoined(PeerInfo {
-            peer: peer.0,
-            player_id,
-            name: player_name,
-        });
-        for m in session.members().iter().filter(|m| m.peer != peer) {
-            self.conns.send_tcp(m.conn, |buf| joined.encode(buf));
-        }
-        log::info!(
-            "{sid}: {peer} joined ({} player{}) from {}",
-            session.len(),
-            if session.len() == 1 { "" } else { "s" },
-            self.conns
-                .get(id)
-                .map(|c| c.addr.to_string())
-                .unwrap_or_default()
-        );
-        self.schedule_idle(now, id, serial);
-        self.replay_props(sid, id, peer);
-        self.send_frame_state(sid, id);
-        if let Some(old) = replaces {
-            // After WELCOME, so the newcomer's first frame is still its WELCOME; it then sees
-            // PLAYER_LEFT 27 if the older connection was in this session.
-            self.close(now, old, Code::Replaced, "the same player connected again");
-        }
-        self.call_hook(now, sid, |h, ctx| h.player_joined(ctx, info));
-        Ok(())
-    }
-
     pub(crate) fn create_session(
         &mut self,
         now: Instant,
@@ -831,7 +567,7 @@ impl<H: Hooks> Server<H> {
             return sid;
         }
         loop {
-            let sid = SessionId(random_secret() >> 11);
+            let sid = SessionId(self.random_secret() >> 11);
             if sid.0 != 0 && !self.sessions.contains_key(&sid) {
                 return sid;
             }
@@ -839,7 +575,7 @@ impl<H: Hooks> Server<H> {
     }
 
     /// Why `sid` (which has just ended) ended: its code and reason, for the joiner it refuses.
-    fn ended_why(&self, sid: SessionId) -> (Code, String) {
+    pub(super) fn ended_why(&self, sid: SessionId) -> (Code, String) {
         match &self.last_end {
             Some((ended, code, reason)) if *ended == sid => (*code, reason.clone()),
             _ => (Code::SessionEnded, "the session ended".into()),
@@ -1129,7 +865,7 @@ impl<H: Hooks> Server<H> {
 
     /// The WELCOME frame for `peer` of `sid` on connection `id`: the session as it is now, the
     /// other players, and the secrets for UDP and for a reconnect.
-    fn welcome_frame(
+    pub(super) fn welcome_frame(
         &self,
         now: Instant,
         id: ConnId,
@@ -1172,7 +908,7 @@ impl<H: Hooks> Server<H> {
     /// HELLO mode 4: takes back a held seat (or one whose old connection the server has not
     /// yet seen drop) with the reconnect secret from WELCOME. The player keeps its peer id,
     /// groups and props; the reliable messages queued for it since are replayed after WELCOME.
-    fn reconnect(
+    pub(super) fn reconnect(
         &mut self,
         now: Instant,
         id: ConnId,
@@ -1242,7 +978,7 @@ impl<H: Hooks> Server<H> {
         if let Some(s) = self.sessions.get_mut(&sid) {
             s.rebind(peer, id);
         }
-        let fresh = random_secret();
+        let fresh = self.random_secret();
         let hold = self
             .sessions
             .get(&sid)
@@ -1296,7 +1032,7 @@ impl<H: Hooks> Server<H> {
     /// Acts on every deadline that is due at `now` and was scheduled before this call: what is
     /// scheduled while deadlines fire (a timer that re-arms itself, even with no delay) waits
     /// for the next call, so one call is one bounded pass and the loop serves sockets between
-    /// passes. One session fires at most [`SCRIPT_TIMERS_PER_PASS`] script timers per pass; the
+    /// passes. One session fires at most `SCRIPT_TIMERS_PER_PASS` (256) script timers per pass; the
     /// rest wait for the next.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.timers.begin_pass();
@@ -1593,10 +1329,4 @@ impl<H: Hooks> Server<H> {
 /// Script timers one session may fire in one pass of [`Server::handle_timeout`] (one loop
 /// turn); more that are due wait for the next turn, so a session with thousands of timers due at
 /// once cannot hold the loop for all of them.
-pub const SCRIPT_TIMERS_PER_PASS: u32 = 256;
-
-/// A secret for binding UDP to a connection, from the OS's random source.
-pub(crate) fn random_secret() -> u64 {
-    // getrandom only fails where the OS has no random source at all; refusing to run there is right.
-    getrandom::u64().expect("the OS random source is available")
-}
+pub(crate) const SCRIPT_TIMERS_PER_PASS: u32 = 256;

@@ -122,6 +122,7 @@ fn sim_with<H: Hooks>(config: Config, hooks: H) -> Sim<H> {
                 at: now,
                 unix_us: 1_000_000,
             },
+            crate::core::Entropy::seeded(7),
         ),
         now,
         closed: Vec::new(),

@@ -72,7 +72,7 @@ impl<H: Hooks> NetServer<H> {
             AdminCall::Metrics => AdminReply {
                 status: 200,
                 content_type: "text/plain; version=0.0.4; charset=utf-8",
-                body: core.metrics_text(),
+                body: crate::ops::server_metrics::server_text(core),
             },
             AdminCall::Sessions(filter) => {
                 let found: Vec<_> = core
@@ -82,7 +82,10 @@ impl<H: Hooks> NetServer<H> {
                     .collect();
                 AdminReply::json(200, &serde_json::Value::Array(found))
             }
-            AdminCall::CreateSession { new, host } => match core.create_session_ahead(now, new) {
+            AdminCall::CreateSession { new, host } => match core
+                .create_session_ahead(now, new)
+                .map_err(|refusal| with_script_error(refusal, core.last_ended_session()))
+            {
                 Ok(sid) => {
                     let mut answer = core.session_json(now, sid).unwrap_or_else(|| json!({}));
                     answer["connect"] = self.connect_json(host.as_deref());
@@ -125,7 +128,8 @@ impl<H: Hooks> NetServer<H> {
                 )
             }
             AdminCall::Drain => {
-                core.begin_drain();
+                self.drain();
+                let core = &mut self.core;
                 AdminReply::json(
                     202,
                     &json!({"draining": true, "sessions": core.session_count()}),
@@ -156,4 +160,22 @@ impl<H: Hooks> NetServer<H> {
             }
         }
     }
+}
+
+/// A refusal with code 29 (the script failed while the session started) completed with what the
+/// script said, from the journal: the caller is the operator or the backend, not a player.
+fn with_script_error(refusal: (Code, String), ended: Option<SessionId>) -> (Code, String) {
+    use crate::ops::journal;
+    let (code, mut why) = refusal;
+    if code == Code::ScriptFailed
+        && let Some(sid) = ended
+        && let Some(error) = journal::recent()
+            .into_iter()
+            .rev()
+            .find(|e| e.session == Some(sid.0) && e.kind == journal::Kind::ScriptError)
+    {
+        why.push_str(": ");
+        why.push_str(&error.text);
+    }
+    (code, why)
 }

@@ -201,7 +201,7 @@ impl<H: Hooks> NetServer<H> {
                 }
                 SIGUSR2 => {
                     log::info!("received SIGUSR2: draining");
-                    self.core.begin_drain();
+                    self.drain();
                 }
                 SIGHUP => {
                     log::info!("received SIGHUP: reloading the script and TLS certificate");
@@ -236,8 +236,14 @@ impl<H: Hooks> NetServer<H> {
                 .conn_mut(id)
                 .and_then(|c| c.closing_since)
                 .unwrap_or(now);
-            let drained =
-                self.core.tcp_pending(id).is_empty() && self.core.json_pending(id).next().is_none();
+            // A WebSocket that never upgraded can be told nothing (no frame can reach it): it
+            // is closed at once, at its deadline, not after the linger.
+            let unupgraded = self
+                .conn_mut(id)
+                .is_some_and(|c| matches!(c.link, super::Link::WsHandshake(_)));
+            let drained = unupgraded
+                || (self.core.tcp_pending(id).is_empty()
+                    && self.core.json_pending(id).next().is_none());
             let expired = now >= since + CLOSE_LINGER || stop.is_some_and(|d| now >= d);
             if drained || expired {
                 s.closing.swap_remove(i);

@@ -178,6 +178,20 @@ fn bind_listener(
 }
 
 impl<H: Hooks> NetServer<H> {
+    /// Starts a drain (SIGUSR2, `POST /api/drain`) and records it for the dashboard.
+    pub(crate) fn drain(&mut self) {
+        if self.core.begin_drain() {
+            crate::ops::journal::push(
+                crate::ops::journal::Kind::Drain,
+                None,
+                &format!(
+                    "drain started with {} session(s) running",
+                    self.core.session_count()
+                ),
+            );
+        }
+    }
+
     /// Binds the TCP listener and (unless disabled) the UDP socket, on the same port by default.
     pub fn bind(config: Config, hooks: H) -> io::Result<NetServer<H>> {
         let poll = Poll::new()?;
@@ -308,7 +322,7 @@ impl<H: Hooks> NetServer<H> {
             waker,
             stop: Arc::new(AtomicBool::new(false)),
             signals: None,
-            core: Server::new(config, udp_port, hooks, clock),
+            core: Server::new(config, udp_port, hooks, clock, os_entropy()),
             conns: Vec::new(),
             tcp_addr,
             udp_addr,
@@ -386,4 +400,11 @@ impl<H: Hooks> NetServer<H> {
     fn conn_mut(&mut self, id: ConnId) -> Option<&mut NetConn> {
         self.conns.get_mut(id.0 as usize).and_then(Option::as_mut)
     }
+}
+
+/// The OS's random source, as the core's entropy (session ids, UDP and reconnect secrets).
+pub fn os_entropy() -> crate::core::Entropy {
+    // getrandom fails only where the OS has no random source at all; refusing to run there is
+    // right.
+    crate::core::Entropy::from_fn(|| getrandom::u64().expect("the OS random source is available"))
 }

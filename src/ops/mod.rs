@@ -13,12 +13,14 @@
 //! only, never from the URL, where it would stay in browser history and proxy logs.
 //!
 //! Files: `guard.rs` (those checks), `journal.rs` (recent script errors, reloads, drains),
-//! `metrics.rs` (histograms and the exposition text), `dashboard.html` (the page, no build
+//! `metrics.rs` (histograms and the exposition text), `server_metrics.rs` (the server's
+//! `/metrics` text from what the core reports), `dashboard.html` (the page, no build
 //! step).
 
 pub mod guard;
 pub mod journal;
 pub mod metrics;
+pub mod server_metrics;
 
 use std::io;
 use std::net::SocketAddr;

@@ -15,14 +15,13 @@
 //! core's session API; the core tells it what happened to its players with
 //! `core::text` events, taken by [`SessionServer::take_events`] after every input.
 
-use crate::core::Server;
-use crate::core::auth::{Grant, TicketSession};
+use crate::core::auth::TicketSession;
 use crate::core::codes::Code;
-use crate::core::conn::Phase;
-use crate::core::hooks::{Hooks, PlayerInfo, PropsScope};
+use crate::core::hooks::{Hooks, PropsScope};
 use crate::core::ids::{ConnId, PeerId, SessionId};
 use crate::core::js_json::{self, assign_copy, deep_keys, stringify};
 use crate::core::text::TextEvent;
+use crate::core::{SeatRequest, Server, TextSender};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::time::Instant;
@@ -145,7 +144,7 @@ fn text_of(value: Option<&Value>) -> String {
 }
 
 fn reply<H: Hooks>(core: &mut Server<H>, id: ConnId, command: &str, error: u8) {
-    core.conns.send_text(id, &Msg::new(command, error).done());
+    core.send_text(id, &Msg::new(command, error).done());
 }
 
 impl SessionServer {
@@ -153,7 +152,7 @@ impl SessionServer {
     /// package numbers WebSocket connections only, so a port probe or a load balancer's health
     /// check that never upgrades takes no number).
     pub fn on_ws_open<H: Hooks>(&mut self, core: &Server<H>, id: ConnId) {
-        if core.conns.get(id).is_some_and(|c| c.phase == Phase::Lobby) {
+        if core.is_between_sessions(id) {
             self.numbers.insert(id, self.next_player);
             self.next_player += 1;
         }
@@ -172,7 +171,6 @@ impl SessionServer {
         id: ConnId,
         text: &str,
     ) {
-        core.stats.bytes_in += text.len() as u64;
         self.text_command(core, now, id, text);
         core.after_input(now);
         self.take_events(core, now);
@@ -219,33 +217,11 @@ impl SessionServer {
         id: ConnId,
         text: &str,
     ) {
-        let rate = core.config.limits.max_messages_per_sec;
-        let Some(conn) = core.conns.get_mut(id) else {
-            return;
+        let native_player = match core.accept_text(now, id, text.len()) {
+            TextSender::Closed => return,
+            TextSender::Native => true,
+            TextSender::Text => false,
         };
-        let native_player = match conn.phase {
-            Phase::Closing => return,
-            Phase::AwaitingHello | Phase::Lobby if !conn.json => {
-                conn.json = true;
-                conn.phase = Phase::Lobby;
-                log::debug!("{id}: speaks the sessionserver protocol");
-                if !self.admit(core, now, id) {
-                    return;
-                }
-                false
-            }
-            _ => !conn.json,
-        };
-        let Some(conn) = core.conns.get_mut(id) else {
-            return;
-        };
-        conn.last_rx = now;
-        if !conn.rate.allow(now, rate, core.stall_credit) {
-            core.stats.rate_limited += 1;
-            let why = format!("more than {rate} messages per second");
-            core.close(now, id, Code::RateLimited, &why);
-            return;
-        }
         let parsed = js_json::parse(text);
         let command = match &parsed {
             Ok(Value::Object(msg)) => match msg.get("command") {
@@ -256,8 +232,7 @@ impl SessionServer {
         };
         let Some((command, msg)) = command else {
             if native_player {
-                core.stats.protocol_errors += 1;
-                core.close(
+                core.close_for_protocol_error(
                     now,
                     id,
                     Code::UnexpectedMessage,
@@ -290,72 +265,27 @@ impl SessionServer {
         }
     }
 
-    /// A connection's first sessionserver message: its upgrade's credential must pass (else it
-    /// is closed with the code, as WebSocket status 4000 + code), and from now on it is watched
-    /// for silence (pinged, then closed after `idle_timeout_ms` without even a pong).
-    fn admit<H: Hooks>(&mut self, core: &mut Server<H>, now: Instant, id: ConnId) -> bool {
-        let wall = core.clock.wall_us(now) / 1_000_000;
-        let Some(conn) = core.conns.get_mut(id) else {
-            return false;
-        };
-        let credential = conn
-            .extras_if_made()
-            .and_then(|x| x.upgrade_credential.take())
-            .unwrap_or_default();
-        let serial = conn.serial;
-        match core.auth.check(&credential, wall) {
-            Ok(Grant::Ticket(ticket)) => {
-                if let Some(conn) = core.conns.get_mut(id) {
-                    conn.extras_mut().ticket = Some(ticket);
-                }
-            }
-            Ok(Grant::Trusted) => {}
-            Err((code, why)) => {
-                core.stats.handshakes_rejected += 1;
-                log::debug!("{id}: sessionserver connection refused: {why}");
-                core.close(now, id, code, &why);
-                return false;
-            }
-        }
-        core.schedule_idle(now, id, serial);
-        true
-    }
-
-    /// Whether the connection's ticket (if any) admits it to sessionserver session `public`
-    /// (`None`: a session it would create); if not, it is closed with code 19.
-    fn ticket_admits<H: Hooks>(
+    /// Whether the connection's ticket (if any) names sessionserver session `public` (`None`:
+    /// a session it would create, which needs `"session": "*"`); if not, it is closed with
+    /// code 19. Its expiry is the door's to check (`Server::seat`).
+    fn ticket_names<H: Hooks>(
         &self,
         core: &mut Server<H>,
         now: Instant,
         id: ConnId,
         public: Option<u64>,
     ) -> bool {
-        let Some(ticket) = core
-            .conns
-            .get(id)
-            .and_then(|c| c.extras()?.ticket.as_deref())
-        else {
+        let Some(ticket) = core.text_ticket(id) else {
             return true;
         };
-        let expired = ticket.expires < core.clock.wall_us(now) / 1_000_000;
         let ok = match (&ticket.session, public) {
             (TicketSession::Any, _) => true,
             (TicketSession::Id(allowed), Some(public)) => *allowed == public,
             _ => false,
         };
-        let wrong = ticket.wrong_session();
-        // The connection may have outlived its ticket: each join checks it again.
-        if expired {
-            core.close(
-                now,
-                id,
-                Code::TicketExpired,
-                "the ticket expired; connect again with a new one",
-            );
-            return false;
-        }
         if !ok {
-            core.close(now, id, wrong.0, &wrong.1);
+            let (code, why) = ticket.wrong_session();
+            core.close(now, id, code, &why);
         }
         ok
     }
@@ -367,14 +297,14 @@ impl SessionServer {
         id: ConnId,
         response: &str,
     ) -> Option<(SessionId, PeerId)> {
-        match core.conns.get(id).map(|c| c.phase) {
-            Some(Phase::Joined { session, peer }) => {
+        match core.membership(id) {
+            Some((session, peer)) => {
                 if self.sessions.contains_key(&session) && core.has_session(session) {
                     return Some((session, peer));
                 }
                 reply(core, id, response, error::SESSION_GONE);
             }
-            _ => reply(core, id, response, error::NOT_IN_SESSION),
+            None => reply(core, id, response, error::NOT_IN_SESSION),
         }
         None
     }
@@ -387,7 +317,7 @@ impl SessionServer {
         msg: &Map<String, Value>,
         text: &str,
     ) {
-        if !matches!(core.conns.get(id).map(|c| c.phase), Some(Phase::Lobby)) {
+        if !core.is_between_sessions(id) {
             reply(
                 core,
                 id,
@@ -396,15 +326,13 @@ impl SessionServer {
             );
             return;
         }
-        if !self.ticket_admits(core, now, id, None) {
+        if !self.ticket_names(core, now, id, None) {
             return;
         }
-        let params = core
-            .conns
-            .get(id)
-            .and_then(|c| c.extras()?.ticket.as_ref())
-            .and_then(|t| t.params.clone());
-        let sid = match core.create_session(now, "", params.as_ref(), None, false) {
+        let params = core.text_ticket(id).and_then(|t| t.params.clone());
+        let data = assign_copy(field(msg, "session", "sessionData"));
+        let props = text_of(Some(&data)).into_bytes();
+        let sid = match core.create_text_session(now, params.as_ref(), props) {
             Ok(sid) => sid,
             Err((_, why)) => {
                 log::info!("{id}: could not create a sessionserver session: {why}");
@@ -415,12 +343,6 @@ impl SessionServer {
         let public = self.next_session;
         self.next_session += 1;
         self.public.insert(public, sid);
-        let data = assign_copy(field(msg, "session", "sessionData"));
-        let Some(session) = core.sessions.get_mut(&sid) else {
-            return;
-        };
-        session.props = text_of(Some(&data)).into_bytes();
-        session.text = true;
         self.sessions.insert(
             sid,
             JsonSession {
@@ -431,11 +353,8 @@ impl SessionServer {
             },
         );
         log::info!("{sid}: sessionserver session {public}");
-        if !self.add_player(core, now, id, sid, text)
-            && core.sessions.get(&sid).is_some_and(|s| s.is_empty())
-        {
-            core.end_session(now, sid, Code::SessionEnded);
-        }
+        // Refused, the player leaves the new session empty: the door ends it.
+        self.add_player(core, now, id, sid, true, text);
     }
 
     fn join<H: Hooks>(
@@ -446,7 +365,7 @@ impl SessionServer {
         msg: &Map<String, Value>,
         text: &str,
     ) {
-        if !matches!(core.conns.get(id).map(|c| c.phase), Some(Phase::Lobby)) {
+        if !core.is_between_sessions(id) {
             reply(core, id, "sessionJoin", error::ALREADY_IN_SESSION);
             return;
         }
@@ -470,71 +389,68 @@ impl SessionServer {
             reply(core, id, "sessionJoin", error::NO_SUCH_SESSION);
             return;
         };
-        if !self.ticket_admits(core, now, id, public) {
+        if !self.ticket_names(core, now, id, public) {
             return;
         }
-        self.add_player(core, now, id, sid, text);
+        self.add_player(core, now, id, sid, false, text);
     }
 
-    /// Puts a connection in a sessionserver session: the capacity and the script's connect
-    /// check (error 8 when either refuses), then `sessionJoin` and the `playerJoin` pairs.
+    /// Puts a connection in a sessionserver session through the core's one door
+    /// (`Server::seat`: closed, full, the script's connect check, ... all answer error 8; a
+    /// ticket that expired closes the connection with 4018), then `sessionJoin` and the
+    /// `playerJoin` pairs.
     fn add_player<H: Hooks>(
         &mut self,
         core: &mut Server<H>,
         now: Instant,
         id: ConnId,
         sid: SessionId,
+        created: bool,
         text: &str,
     ) -> bool {
         let Some(&number) = self.numbers.get(&id) else {
             return false;
         };
-        let Some(session) = core.sessions.get_mut(&sid) else {
-            reply(core, id, "sessionJoin", error::NO_SUCH_SESSION);
-            return false;
-        };
-        let max_players = session.max_players;
-        if session.len() >= max_players {
-            log::info!("{sid}: full ({max_players} players); refused {id}");
-            reply(core, id, "sessionJoin", error::COULD_NOT_ADD);
-            return false;
-        }
         // The script sees the ticket's player id and claims; the wire keeps the package's
-        // numeric player ids.
-        let ticket = core.conns.get(id).and_then(|c| c.extras()?.ticket.clone());
-        let player_id = match &ticket {
-            Some(t) => t.player_id.clone(),
-            None => number.to_string(),
+        // numeric player ids. Without a ticket a player has no identity beyond its connection.
+        let ticket = core.text_ticket(id).cloned();
+        let number_text = number.to_string();
+        let (player_id, identity) = match &ticket {
+            Some(t) => (t.player_id.as_str(), Some(t.player_id.as_str())),
+            None => (number_text.as_str(), None),
         };
-        let name = ticket
-            .as_ref()
-            .and_then(|t| t.name.clone())
-            .unwrap_or_default();
-        let peer = session.add_member(id, &player_id, &name);
-        let info = PlayerInfo {
-            peer,
-            player_id: &player_id,
-            name: &name,
-            claims: ticket.as_ref().map(|t| &t.claims),
+        let req = SeatRequest {
+            conn: id,
+            session: sid,
+            created,
+            player_id,
+            identity,
+            player_name: ticket
+                .as_ref()
+                .and_then(|t| t.name.as_deref())
+                .unwrap_or(""),
+            ticket: ticket.as_ref(),
+            payload: text.as_bytes(),
         };
-        let verdict = core.call_hook(now, sid, |h, ctx| {
-            h.player_connecting(ctx, info, text.as_bytes())
-        });
+        let seated = core.seat(now, &req);
         // What the script did meanwhile reaches the clients first, as it happened.
         self.take_events(core, now);
-        let still_open = core.conns.get(id).is_some_and(|c| c.phase == Phase::Lobby);
-        let Some(session) = core.sessions.get_mut(&sid) else {
-            reply(core, id, "sessionJoin", error::COULD_NOT_ADD);
-            return false;
-        };
-        if verdict.is_err() || !still_open {
-            session.remove_member(peer);
-            if let Err(why) = verdict {
-                log::info!("{sid}: script refused {id}: {why}");
+        let seat = match seated {
+            Ok(seat) => seat,
+            Err((code, why)) => {
+                log::info!("{sid}: {id} refused: {why}");
+                if matches!(
+                    code,
+                    Code::TicketExpired | Code::InvalidTicket | Code::TicketWrongSession
+                ) {
+                    core.close(now, id, code, &why);
+                } else {
+                    reply(core, id, "sessionJoin", error::COULD_NOT_ADD);
+                }
+                return false;
             }
-            reply(core, id, "sessionJoin", error::COULD_NOT_ADD);
-            return false;
-        }
+        };
+        let peer = seat.peer;
         let Some(json) = self.sessions.get_mut(&sid) else {
             return false;
         };
@@ -550,14 +466,14 @@ impl SessionServer {
             .value("session", json.data.as_ref())
             .value("player", Some(&data))
             .done();
-        core.conns.send_text(id, &welcome);
+        core.send_text(id, &welcome);
         for other in &json.players {
             let about = Msg::new("playerJoin", 0)
                 .id("playerID", other.id)
                 .value("player", Some(&other.data))
                 .done();
-            core.conns.send_text(id, &about);
-            core.conns.send_text(other.conn, &joined);
+            core.send_text(id, &about);
+            core.send_text(other.conn, &joined);
         }
         json.players.push(JsonPlayer {
             id: number,
@@ -565,15 +481,10 @@ impl SessionServer {
             conn: id,
             data,
         });
-        if let Some(member) = session.member_mut(peer) {
-            member.props = data_text.into_bytes();
-        }
-        let players = session.len();
-        if let Some(conn) = core.conns.get_mut(id) {
-            conn.phase = Phase::Joined { session: sid, peer };
-        }
+        let players = json.players.len();
+        core.set_player_props(sid, peer, data_text.into_bytes());
         log::info!("{sid}: {peer} (sessionserver player {number}) joined ({players} players)");
-        core.call_hook(now, sid, |h, ctx| h.player_joined(ctx, info));
+        core.seated(now, &req, seat);
         self.take_events(core, now);
         true
     }
@@ -611,9 +522,7 @@ impl SessionServer {
                     .and_then(|j| j.players.iter_mut().find(|p| p.peer == peer))
             {
                 player.data = new.cloned().unwrap_or_default();
-                if let Some(member) = core.sessions.get_mut(&sid).and_then(|s| s.member_mut(peer)) {
-                    member.props = text.into_bytes();
-                }
+                core.set_player_props(sid, peer, text.into_bytes());
             }
         } else {
             log::debug!("{sid}: {peer}'s player data does not keep the session's format");
@@ -643,7 +552,7 @@ impl SessionServer {
             .value("player", Some(&player.data))
             .done();
         for p in &json.players {
-            core.conns.send_text(p.conn, &update);
+            core.send_text(p.conn, &update);
         }
     }
 
@@ -664,11 +573,7 @@ impl SessionServer {
             h.props_request(ctx, peer, PropsScope::Session, text.as_bytes())
         });
         self.take_events(core, now);
-        if !core
-            .conns
-            .get(id)
-            .is_some_and(|c| c.phase == Phase::Joined { session: sid, peer })
-        {
+        if core.membership(id) != Some((sid, peer)) {
             return;
         }
         if !accepted {
@@ -692,11 +597,10 @@ impl SessionServer {
         data: Option<Value>,
         format: Option<Value>,
     ) {
-        let Some(session) = core.sessions.get_mut(&sid) else {
+        if !core.has_session(sid) {
             return;
-        };
-        session.props = text_of(data.as_ref()).into_bytes();
-        session.props_by = 0;
+        }
+        core.set_session_props(sid, text_of(data.as_ref()).into_bytes());
         let Some(json) = self.sessions.get_mut(&sid) else {
             return;
         };
@@ -718,10 +622,8 @@ impl SessionServer {
             p.data = format.clone();
         }
         for (peer, conn) in peers {
-            if let Some(member) = session.member_mut(peer) {
-                member.props = format_text.clone().into_bytes();
-            }
-            core.conns.send_text(conn, &update);
+            core.set_player_props(sid, peer, format_text.clone().into_bytes());
+            core.send_text(conn, &update);
         }
     }
 
@@ -729,12 +631,9 @@ impl SessionServer {
         let Some((sid, peer)) = self.membership(core, id, "sessionLeave") else {
             return;
         };
-        if let Some(conn) = core.conns.get_mut(id) {
-            conn.phase = Phase::Lobby;
-        }
         reply(core, id, "sessionLeave", 0);
         log::info!("{sid}: {peer} leaves: sessionserver leaveSession");
-        core.leave_session(now, sid, peer, Code::ClientLeft);
+        core.leave_text_session(now, id);
         self.take_events(core, now);
     }
 
@@ -759,7 +658,7 @@ impl SessionServer {
         }
         let left = Msg::new("playerLeave", 0).id("playerID", gone.id).done();
         for p in &json.players {
-            core.conns.send_text(p.conn, &left);
+            core.send_text(p.conn, &left);
         }
     }
 
@@ -776,7 +675,7 @@ impl SessionServer {
         let value = std::str::from_utf8(props)
             .ok()
             .and_then(|t| js_json::parse(t).ok());
-        if core.sessions.get(&sid).is_none_or(|s| s.ending) {
+        if !core.is_session_live(sid) {
             return;
         }
         let Some(value) = value else {
@@ -802,13 +701,7 @@ impl SessionServer {
             return;
         };
         player.data = value;
-        if let Some(member) = core
-            .sessions
-            .get_mut(&sid)
-            .and_then(|s| s.member_mut(target))
-        {
-            member.props = props.to_vec();
-        }
+        core.set_player_props(sid, target, props.to_vec());
         self.broadcast_player(core, sid, target);
     }
 }

@@ -274,7 +274,9 @@ impl SessionScript {
         let errors = self.errors;
         let returned = self.call_named(ctx, "on_process_start", args);
         match returned {
-            None if self.errors > errors => Err("on_process_start failed (see the error above)".into()),
+            None if self.errors > errors => {
+                Err("on_process_start failed (see the error above)".into())
+            }
             None | Some(Value::Nil) => Ok(None),
             Some(Value::Boolean(false)) => {
                 Err("on_process_start returned false: the script is not ready".into())
@@ -283,7 +285,8 @@ impl SessionScript {
                 .map(Some)
                 .map_err(|e| {
                     format!(
-                        "on_process_start must return plain data (tables, strings, numbers,                          booleans) to share as rt.process: {e}"
+                        "on_process_start must return plain data (tables, strings, numbers, \
+                         booleans) to share as rt.process: {e}"
                     )
                 }),
         }
@@ -777,9 +780,9 @@ impl Dispatcher {
         let dispatch: Function = lua.load(DISPATCH).set_name("=dispatch").call(players)?;
         Ok(Dispatcher {
             dispatch,
-            reliable: lua.create_string("reliable")?,
-            unreliable: lua.create_string("unreliable")?,
-            sequenced: lua.create_string("sequenced")?,
+            reliable: lua.create_string(Intent::Reliable.name())?,
+            unreliable: lua.create_string(Intent::Unreliable.name())?,
+            sequenced: lua.create_string(Intent::UnreliableSequenced.name())?,
             all: lua.create_string("all")?,
             server: lua.create_string("server")?,
         })

@@ -120,7 +120,7 @@ fn event_table(lua: &Lua, body: &[u8]) -> mlua::Result<Value> {
             t.set("opcode", opcode)?;
             t.set("sender", sender)?;
             t.set("seq", seq)?;
-            t.set("intent", intent_name(intent))?;
+            t.set("intent", Intent::name(intent))?;
             t.set("payload", lua.create_string(payload)?)?;
         }
         ServerMsg::PlayerJoined(p) => {
@@ -202,24 +202,9 @@ fn event_table(lua: &Lua, body: &[u8]) -> mlua::Result<Value> {
     Ok(Value::Table(t))
 }
 
-fn intent_name(intent: Intent) -> &'static str {
-    match intent {
-        Intent::Reliable => "reliable",
-        Intent::Unreliable => "unreliable",
-        Intent::UnreliableSequenced => "sequenced",
-    }
-}
-
 fn parse_intent(value: Option<String>) -> mlua::Result<Intent> {
-    Ok(match value.as_deref() {
-        None | Some("reliable") => Intent::Reliable,
-        Some("unreliable") => Intent::Unreliable,
-        Some("sequenced") => Intent::UnreliableSequenced,
-        Some(other) => {
-            return Err(mlua::Error::runtime(format!(
-                "intent {other:?}: reliable, unreliable or sequenced"
-            )));
-        }
+    value.map_or(Ok(Intent::Reliable), |name| {
+        name.parse().map_err(mlua::Error::runtime)
     })
 }
 
@@ -616,7 +601,8 @@ fn install(
                 at,
                 unix_us: 1_700_000_000_000_000,
             };
-            let server = Server::new(config, 0, hooks, clock);
+            // Seeded: a script test sees the same session ids and secrets every run.
+            let server = Server::new(config, 0, hooks, clock, crate::core::Entropy::seeded(1));
             Ok(SimHandle(Rc::new(RefCell::new(Sim {
                 server,
                 now: at,

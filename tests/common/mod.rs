@@ -1,6 +1,8 @@
 //! Shared helpers: a real server on 127.0.0.1:0 in a thread, stopped when dropped.
 #![allow(dead_code)]
 
+pub mod vendor;
+
 use moonrt::client::{Client, Connect, Event};
 use moonrt::config::Config;
 use moonrt::core::codec::{Data, Intent};

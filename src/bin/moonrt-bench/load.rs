@@ -52,11 +52,8 @@ pub struct Spec {
 
 impl Spec {
     fn intent(&self) -> Intent {
-        match self.intent.as_str() {
-            "reliable" => Intent::Reliable,
-            "sequenced" => Intent::UnreliableSequenced,
-            _ => Intent::Unreliable,
-        }
+        // The CLI checked the name (`Intent::from_str`).
+        self.intent.parse().unwrap_or(Intent::Unreliable)
     }
 
     pub fn players(&self) -> usize {

@@ -161,7 +161,7 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 64)]
     payload: usize,
     /// reliable, unreliable or sequenced.
-    #[arg(long, default_value = "unreliable")]
+    #[arg(long, default_value = "unreliable", value_parser = intent_name)]
     intent: String,
     /// Share of messages to one other player instead of all others.
     #[arg(long, default_value_t = 0.0)]
@@ -1238,3 +1238,9 @@ function M.on_player_join(player)
 end
 return M
 "#;
+
+/// `--intent`: one of the names `Intent` has.
+fn intent_name(name: &str) -> Result<String, String> {
+    name.parse::<moonrt::core::codec::Intent>()
+        .map(|i| i.name().to_owned())
+}
