@@ -58,7 +58,10 @@
 //!   what the core reports) and `dashboard.html`.
 //! - [`script`]: the Lua host (one sandboxed state per session): `script::sandbox`,
 //!   `script::guards`, `script::lazy_libs`, `script::members`, `script::pattern`, `script::api`
-//!   (the `rt` table), `script::data` (`rt.data`), `script::http` (`rt.http`),
+//!   (the `rt` table: a registry of members filled by one file per concern, `script::api::sending`,
+//!   `script::api::players`, `script::api::settings`, `script::api::timers`, `script::api::json`,
+//!   `script::api::http`, `script::api::log`), `script::data` (`rt.data`), `script::http` (the
+//!   pool behind `rt.http`),
 //!   `script::callbacks`, `script::session`, `script::host`, `script::source`,
 //!   `script::watcher`, and [`script::testing`] (`moonrt test`'s simulated server); its module
 //!   docs say what each does.

@@ -9,36 +9,13 @@ fn read(path: &str) -> String {
     std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
 }
 
-/// The names a table makes on first use, from the source of its maker `function` in
-/// `src/script/api.rs` (`member` for `rt`, `log_member` for `rt.log`).
-fn lazy_names(function: &str) -> Vec<String> {
-    let source = read("src/script/api.rs");
-    let start = source
-        .find(&format!("fn {function}("))
-        .unwrap_or_else(|| panic!("api.rs has fn {function}"));
-    let body = &source[start..];
-    let body = &body[..body.find("\n}\n").unwrap_or(body.len())];
-    let mut names = Vec::new();
-    for line in body.lines() {
-        let line = line.trim_start();
-        if !line.starts_with('"') || !line.contains("=>") {
-            continue;
-        }
-        for part in line.split("=>").next().unwrap_or("").split('|') {
-            if let Some(name) = part.trim().split('"').nth(1) {
-                names.push(name.to_owned());
-            }
-        }
-    }
-    names
-}
-
 /// The keys of `rt` as a running script sees them: the data fields, and every member `rt` and
 /// `rt.log` make on first use (each read once, so `pairs` lists it).
 fn rt_keys() -> BTreeSet<String> {
-    let names = lazy_names("member");
+    let api = moonrt::script::api_names();
+    let names: Vec<String> = api.rt.iter().map(|n| n.to_string()).collect();
     assert!(names.len() > 20, "{names:?}");
-    let log_names = lazy_names("log_member");
+    let log_names: Vec<String> = api.log.iter().map(|n| n.to_string()).collect();
     assert_eq!(log_names, ["debug", "info", "warn", "error"]);
     let list = |names: &[String]| -> String {
         let quoted: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
@@ -70,13 +47,12 @@ fn rt_keys() -> BTreeSet<String> {
     text_on(&mut a, 1).split(' ').map(str::to_owned).collect()
 }
 
-/// The callback names the host looks up, from its source.
+/// The callback names the host looks up, from its registry.
 fn callbacks() -> BTreeSet<String> {
-    let source = read("src/script/session.rs");
-    source
-        .split('"')
-        .filter(|s| s.starts_with("on_") && s.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
-        .map(str::to_owned)
+    moonrt::script::api_names()
+        .callbacks
+        .iter()
+        .map(|n| n.to_string())
         .collect()
 }
 

@@ -40,3 +40,25 @@ mod watcher;
 
 pub use host::{LuaHooks, check};
 pub use source::ScriptSource;
+
+/// What a script can call and be called with, from the registries the host uses: the names of
+/// `rt`'s functions and tables, of `rt.log`'s functions, and of the callbacks the host calls.
+/// SCRIPTING.md and the editor stubs must cover each (`tests/scripting_doc.rs`).
+pub fn api_names() -> ApiNames {
+    ApiNames {
+        rt: api::member_names().collect(),
+        log: api::log::LEVELS.iter().map(|(name, _)| *name).collect(),
+        callbacks: callbacks::KNOWN.to_vec(),
+    }
+}
+
+/// See [`api_names`].
+#[derive(Debug, Clone)]
+pub struct ApiNames {
+    /// `rt.NAME`: functions and tables (the test-only ones of debug builds included).
+    pub rt: Vec<&'static str>,
+    /// `rt.log.NAME`.
+    pub log: Vec<&'static str>,
+    /// Callbacks a script may return.
+    pub callbacks: Vec<&'static str>,
+}
